@@ -1,0 +1,61 @@
+# Everyday actions. `make run` and `make test` are the two set-up commands in the README.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format demo worker migrate bench-embed bench-index bench-search bench-load clean-data compose-check
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+
+## Start the web server and a worker on http://127.0.0.1:8000 (embedded default: no configuration needed).
+run: migrate
+	$(BIN)/python manage.py serve
+
+## Lint, then the whole suite twice: embedded default, then service mode (PostgreSQL + Redis + a real worker).
+test: $(STAMP)
+	$(MAKE) lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	bash scripts/test.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## Offline demo: the bundled tiny CLIP and a few hundred generated pictures.
+demo: migrate
+	SEMSEARCH_MODEL_ID=toy $(BIN)/python manage.py demo_import
+	SEMSEARCH_MODEL_ID=toy $(BIN)/python manage.py serve
+
+worker: $(STAMP)
+	$(BIN)/celery -A semsearch_site worker --beat --loglevel INFO --queues embed,index,fetch,default
+
+bench-embed: $(STAMP)
+	$(BIN)/python bench/embed.py
+
+bench-index: $(STAMP)
+	$(BIN)/python bench/index.py
+
+bench-search: $(STAMP)
+	$(BIN)/python bench/search.py
+
+bench-load: $(STAMP)
+	$(BIN)/python bench/load.py
+
+compose-check:
+	docker compose config --quiet

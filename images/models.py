@@ -1,0 +1,55 @@
+"""The catalogue's single source of truth: one row per distinct picture (by content hash)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ImageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Image(models.Model):
+    """A stored picture and its provenance. Its primary key is also its id in every Faiss index."""
+
+    content_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the original bytes (hex).")
+    original = models.FileField(upload_to="originals/", max_length=255)
+    thumbnail = models.FileField(upload_to="thumbnails/", max_length=255, blank=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16, help_text="Decoded format, e.g. JPEG, PNG, WEBP.")
+    file_size = models.PositiveBigIntegerField(default=0)
+    title = models.CharField(max_length=500, blank=True)
+    original_filename = models.CharField(max_length=255, blank=True)
+    source_url = models.URLField(max_length=2000, blank=True, help_text="Where the image bytes were fetched from.")
+    source_link = models.URLField(max_length=2000, blank=True, help_text="The page the image belongs to.")
+    attribution = models.CharField(max_length=500, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    status = models.CharField(max_length=16, choices=ImageStatus.choices, default=ImageStatus.PENDING, db_index=True)
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=ImageStatus.values), name="image_status_valid"),
+            models.CheckConstraint(
+                condition=models.Q(content_hash__regex=r"^[0-9a-f]{64}$"), name="image_content_hash_sha256"
+            ),
+            models.CheckConstraint(condition=models.Q(width__gt=0, height__gt=0), name="image_size_positive"),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return self.title or self.original_filename or f"image {self.pk}"
+
+    @property
+    def pixel_count(self) -> int:
+        return self.width * self.height

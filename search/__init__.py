@@ -1,0 +1,1 @@
+"""Embeddings, Faiss index snapshots, query parsing, search services, the web UI, REST and Python APIs."""

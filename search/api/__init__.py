@@ -1,0 +1,1 @@
+"""The REST API for search and system status (``/api/v1/``)."""

@@ -1,0 +1,49 @@
+"""Read-only queries about search state: the active model, and the system status shown in the UI and API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+
+from images.models import Image, ImageStatus
+
+from .models import IndexSnapshot, SearchModel, SearchModelState
+
+
+def active_model_id() -> str:
+    """The model id searches use: the active ``SearchModel`` row, else the ``SEMSEARCH_MODEL_ID`` setting."""
+    active = SearchModel.objects.filter(state=SearchModelState.ACTIVE).only("model_id").first()
+    return active.model_id if active else settings.SEMSEARCH_MODEL_ID
+
+
+def image_counts() -> dict[str, int]:
+    """Number of images per status, with every status present (zero when none)."""
+    counts = dict.fromkeys(ImageStatus.values, 0)
+    for row in Image.objects.values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    counts["total"] = sum(counts[s] for s in ImageStatus.values)
+    return counts
+
+
+def system_status() -> dict[str, Any]:
+    """Model, index, image counts and queue depths; never raises because one part is unavailable."""
+    from search.embeddings import encoder_status
+    from workers.selectors import queue_depths
+
+    model_id = active_model_id()
+    model = encoder_status(model_id)
+    snapshot = IndexSnapshot.objects.filter(model_key=model["model_key"]).order_by("-version").first()
+    return {
+        "model": model,
+        "index": {
+            "version": snapshot.version if snapshot else None,
+            "factory": snapshot.factory if snapshot else None,
+            "vector_count": snapshot.vector_count if snapshot else 0,
+            "recall_at_10": snapshot.recall_at_10 if snapshot else None,
+            "built_at": snapshot.created_at.isoformat() if snapshot else None,
+        },
+        "images": image_counts(),
+        "queues": queue_depths(),
+    }

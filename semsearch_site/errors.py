@@ -1,0 +1,44 @@
+"""Domain errors and the REST edge that turns them (and a lost database) into clear 4xx/503 responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import InterfaceError, OperationalError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A failure the caller can understand and act on; ``status_code`` is the HTTP status at the edge."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class ServiceUnavailableError(DomainError):
+    status_code = 503
+    code = "unavailable"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, plus domain errors as ``{"detail", "code"}`` and a lost database as 503."""
+    if isinstance(exc, DomainError):
+        return Response({"detail": exc.message, "code": exc.code}, status=exc.status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        response = Response(
+            {"detail": "The database is unavailable right now; please retry in a few seconds.", "code": "db_down"},
+            status=503,
+        )
+        response["Retry-After"] = "5"
+        return response
+    return exception_handler(exc, context)

@@ -1,0 +1,1 @@
+"""Celery tasks: thin wrappers that receive ids and call services."""
