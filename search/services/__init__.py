@@ -1,0 +1,1 @@
+"""Search services: business logic for embedding, indexing and searching (import the submodules directly)."""
