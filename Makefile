@@ -57,5 +57,6 @@ bench-search: $(STAMP)
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py
 
+## Validate docker-compose.yml with .env.example (Compose v2 plugin, else Debian's docker-compose).
 compose-check:
-	docker compose config --quiet
+	SEMSEARCH_ENV_FILE=.env.example $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose) --env-file .env.example config --quiet

@@ -1,4 +1,8 @@
-"""Liveness (``/healthz``) and readiness (``/readyz``): the latter says which part is not ready, as JSON."""
+"""Liveness (``/healthz``) and readiness (``/readyz``): the latter says which part is not ready, as JSON.
+
+Each readiness check returns ``None`` when its part can serve, else a one-line reason; ``readyz`` turns an
+exception from a check into that check's reason, so the endpoint itself never fails.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,8 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _check_database() -> str | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
-    return None
+        row = cursor.fetchone()
+    return None if row and row[0] == 1 else f"The database answered {row!r} to SELECT 1."
 
 
 def _check_broker() -> str | None:
@@ -29,9 +34,10 @@ def _check_broker() -> str | None:
 
 def _check_model() -> str | None:
     from search.embeddings import encoder_status
+    from search.selectors import active_model_id
 
-    status = encoder_status()
-    return None if status["loaded"] else (status["error"] or "The model is still loading.")
+    status = encoder_status(active_model_id())
+    return None if status.get("loaded") else (status.get("error") or "The model is not loaded yet.")
 
 
 def _check_index() -> str | None:

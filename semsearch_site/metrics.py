@@ -1,6 +1,9 @@
 """Prometheus metrics (prometheus_client), exported with django-prometheus's at ``/metrics``.
 
 Request counts and latencies by view and status come from django-prometheus's middleware; these are ours.
+The catalogue gauges (images, queue depth, snapshot) are refreshed from the database and broker by
+``semsearch_site.collectors``; they use ``mostrecent`` so that, with several gunicorn workers writing them in
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), a scrape reports the latest refresh rather than one per process.
 """
 
 from __future__ import annotations
@@ -18,7 +21,30 @@ IMAGES_EMBEDDED = Counter("semsearch_images_embedded_total", "Images embedded by
 EMBED_BATCH_SECONDS = Histogram(
     "semsearch_embed_batch_seconds", "Wall time of one embedding batch.", buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 )
-IMAGES_BY_STATUS = Gauge("semsearch_images", "Images in the catalogue, by status.", ["status"])
-QUEUE_DEPTH = Gauge("semsearch_queue_depth", "Messages waiting in each queue.", ["queue"])
-SNAPSHOT_VERSION = Gauge("semsearch_index_snapshot_version", "Version of the snapshot this process serves.")
-SNAPSHOT_AGE_SECONDS = Gauge("semsearch_index_snapshot_age_seconds", "Age of the snapshot this process serves.")
+TASK_SECONDS = Histogram(
+    "semsearch_task_seconds",
+    "Wall time of Celery tasks, by task name and final state.",
+    ["task", "state"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+)
+
+# Refreshed from the database and broker at scrape time, not by the code paths that change them, and exported by
+# collectors.StatusCollector (so they are not registered here): see collectors.py.
+IMAGES_BY_STATUS = Gauge(
+    "semsearch_images", "Images in the catalogue, by status.", ["status"], multiprocess_mode="mostrecent", registry=None
+)
+QUEUE_DEPTH = Gauge(
+    "semsearch_queue_depth", "Messages waiting in each queue.", ["queue"], multiprocess_mode="mostrecent", registry=None
+)
+SNAPSHOT_VERSION = Gauge(
+    "semsearch_index_snapshot_version",
+    "Version of the newest index snapshot of the active model (0: none built yet).",
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+SNAPSHOT_AGE_SECONDS = Gauge(
+    "semsearch_index_snapshot_age_seconds",
+    "Seconds since the newest index snapshot of the active model was built (0: none built yet).",
+    multiprocess_mode="mostrecent",
+    registry=None,
+)

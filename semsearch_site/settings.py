@@ -17,6 +17,8 @@ from pathlib import Path
 
 import environ
 
+from semsearch_site.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -194,6 +196,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Health probes and metric scrapes use plain HTTP inside the deployment; they are never redirected to HTTPS.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -251,6 +255,8 @@ SEMSEARCH_DELTA_COMPACT_THRESHOLD = env.int("SEMSEARCH_DELTA_COMPACT_THRESHOLD",
 SEMSEARCH_SEARCH_PUBLIC = env.bool("SEMSEARCH_SEARCH_PUBLIC", default=True)
 SEMSEARCH_PENDING_REQUEUE_MINUTES = env.int("SEMSEARCH_PENDING_REQUEUE_MINUTES", default=5)
 SEMSEARCH_RECONCILE_SECONDS = env.int("SEMSEARCH_RECONCILE_SECONDS", default=300)
+# A Celery worker serves its own /metrics (task timings, embedding throughput) on this port; 0: off.
+SEMSEARCH_WORKER_METRICS_PORT = env.int("SEMSEARCH_WORKER_METRICS_PORT", default=0)
 
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "workers.tasks.index_reconcile", "schedule": SEMSEARCH_RECONCILE_SECONDS},
@@ -259,21 +265,4 @@ CELERY_BEAT_SCHEDULE = {
 # --- Logging ----------------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG or not SERVICE_DATABASE else "json")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "semsearch_site.logging.RequestIdFilter"}},
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
