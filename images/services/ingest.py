@@ -1,0 +1,230 @@
+"""The one ingestion service every entry point uses (admin, REST, CSV, folders), plus re-embed and delete."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from images.models import Image, ImageStatus
+
+from .decoding import EXTENSIONS, decode_image
+from .storage import THUMBNAIL_EXT, media_file_delete, media_file_write, media_name, media_root, thumbnail_render
+
+logger = logging.getLogger(__name__)
+
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 64
+_UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """Decoded, checked and stored on disk, but not yet recorded in the database."""
+
+    content_hash: str
+    original_name: str
+    thumbnail_name: str
+    width: int
+    height: int
+    format: str
+    file_size: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    image: Image
+    created: bool
+
+
+def filename_clean(name: str) -> str:
+    """The last path component of ``name``, without control or shell-hostile characters, at most 255 characters
+    (the extension kept). Only ever stored as metadata: files are named by their hash."""
+    base = unicodedata.normalize("NFC", name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _UNSAFE_FILENAME.sub("_", base).strip(" .")
+    if len(base) > 255:
+        stem, dot, ext = base.rpartition(".")
+        ext = ext if dot and len(ext) <= 10 else ""
+        base = (stem if ext else base)[: 255 - len(ext) - 1].rstrip(" .") + ("." + ext if ext else "")
+    return base[:255]
+
+
+def tags_clean(tags: Iterable[str]) -> list[str]:
+    """Lower-cased, stripped, de-duplicated (order kept), each at most 64 characters, at most 50."""
+    seen: list[str] = []
+    for tag in tags:
+        clean = " ".join(str(tag).split()).lower()[:MAX_TAG_LENGTH]
+        if clean and clean not in seen:
+            seen.append(clean)
+    return seen[:MAX_TAGS]
+
+
+def _url_clean(url: str) -> str:
+    url = (url or "").strip()
+    return url if len(url) <= 2000 else ""
+
+
+def image_prepare(*, data: bytes) -> PreparedImage:
+    """Decode ``data`` safely and write its original and thumbnail under content-addressed names.
+
+    Raises ``ImageRejectedError``. Touches no database, so it is safe in worker threads. Idempotent.
+    """
+    from django.conf import settings
+
+    decoded = decode_image(data, max_side=2 * int(getattr(settings, "SEMSEARCH_THUMBNAIL_SIZE", 384)))
+    content_hash = hashlib.sha256(data).hexdigest()
+    original_name = media_name(kind="originals", content_hash=content_hash, ext=EXTENSIONS[decoded.format])
+    thumbnail_name = media_name(kind="thumbnails", content_hash=content_hash, ext=THUMBNAIL_EXT)
+    media_file_write(name=original_name, data=data)
+    if not (media_root() / thumbnail_name).is_file():
+        media_file_write(name=thumbnail_name, data=thumbnail_render(image=decoded.image))
+    return PreparedImage(content_hash=content_hash, original_name=original_name, thumbnail_name=thumbnail_name,
+                         width=decoded.width, height=decoded.height, format=decoded.format,
+                         file_size=len(data))  # fmt: skip
+
+
+def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None) -> None:
+    """Send ``embed_images`` for these ids once the current transaction commits (at once outside one).
+
+    A broker that is down is logged, not raised: the rows stay ``pending`` and the periodic re-queue picks them up.
+    """
+    ids = [int(pk) for pk in image_ids]
+    if ids:
+        transaction.on_commit(partial(_embed_send, ids, model_key), robust=True)
+
+
+def _embed_send(image_ids: list[int], model_key: str | None) -> None:
+    from workers.tasks import embed_images
+
+    if model_key:
+        embed_images.delay(image_ids=image_ids, model_key=model_key)
+    else:
+        embed_images.delay(image_ids=image_ids)
+
+
+def _provenance_fields(
+    *, filename: str, source_url: str, source_link: str, title: str, attribution: str, uploader: AbstractBaseUser | None
+) -> dict:
+    return {
+        "original_filename": filename_clean(filename),
+        "source_url": _url_clean(source_url),
+        "source_link": _url_clean(source_link),
+        "title": " ".join((title or "").split())[:500],
+        "attribution": " ".join((attribution or "").split())[:500],
+        "uploader": uploader if uploader is not None and uploader.is_authenticated else None,
+    }
+
+
+def _provenance_merge(image: Image, *, fields: dict, tags: list[str], retry_failed: bool) -> Image:
+    """Fill blank provenance on an existing image and add new tags; a ``failed`` one goes back to ``pending``."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        changed = [name for name, value in fields.items() if value and not getattr(image, name)]
+        for name in changed:
+            setattr(image, name, fields[name])
+        merged = image.tags + [tag for tag in tags if tag not in image.tags]
+        if merged != image.tags:
+            image.tags = merged[:MAX_TAGS]
+            changed.append("tags")
+        if image.status == ImageStatus.FAILED and retry_failed:
+            image.status, image.failure_reason = ImageStatus.PENDING, ""
+            changed += ["status", "failure_reason"]
+            image_embedding_enqueue(image_ids=[image.pk])
+        if changed:
+            image.save(update_fields=[*changed, "updated_at"])
+    return image
+
+
+def image_record(
+    *,
+    prepared: PreparedImage,
+    filename: str = "",
+    source_url: str = "",
+    source_link: str = "",
+    title: str = "",
+    attribution: str = "",
+    tags: Sequence[str] = (),
+    uploader: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+    model_key: str | None = None,
+) -> IngestResult:
+    """Create the ``pending`` row for a prepared image (embedding enqueued on commit unless ``enqueue`` is False),
+    or merge provenance into the existing row with the same hash. Safe against a concurrent insert of the same
+    bytes: the loser of the race gets the winner's row."""
+    fields = _provenance_fields(filename=filename, source_url=source_url, source_link=source_link, title=title,
+                                attribution=attribution, uploader=uploader)  # fmt: skip
+    clean_tags = tags_clean(tags)
+    existing = Image.objects.filter(content_hash=prepared.content_hash).first()
+    if existing is not None:
+        return IngestResult(_provenance_merge(existing, fields=fields, tags=clean_tags, retry_failed=True), False)
+    try:
+        with transaction.atomic():
+            image = Image.objects.create(
+                content_hash=prepared.content_hash, original=prepared.original_name,
+                thumbnail=prepared.thumbnail_name, width=prepared.width, height=prepared.height,
+                format=prepared.format, file_size=prepared.file_size, tags=clean_tags,
+                status=ImageStatus.PENDING, **fields,
+            )  # fmt: skip
+            if enqueue:
+                image_embedding_enqueue(image_ids=[image.pk], model_key=model_key)
+    except IntegrityError:
+        existing = Image.objects.filter(content_hash=prepared.content_hash).first()
+        if existing is None:
+            raise
+        return IngestResult(_provenance_merge(existing, fields=fields, tags=clean_tags, retry_failed=False), False)
+    return IngestResult(image, True)
+
+
+def image_ingest(
+    *,
+    data: bytes,
+    filename: str = "",
+    source_url: str = "",
+    source_link: str = "",
+    title: str = "",
+    attribution: str = "",
+    tags: Sequence[str] = (),
+    uploader: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+    model_key: str | None = None,
+) -> IngestResult:
+    """Check, decode and store ``data``; create its ``pending`` Image and enqueue embedding on commit.
+
+    The same bytes again return the existing image (``created=False``) with blank provenance filled and tags added;
+    no error, no duplicate, also under concurrency. Raises ``ImageRejectedError`` (nothing stored) for bad input.
+    """
+    provenance = {"filename": filename, "source_url": source_url, "source_link": source_link, "title": title,
+                  "attribution": attribution, "uploader": uploader}  # fmt: skip
+    content_hash = hashlib.sha256(data).hexdigest()
+    existing = Image.objects.filter(content_hash=content_hash).first()
+    if existing is not None and (media_root() / existing.original.name).is_file():
+        # Known bytes: already decoded and checked once, so no second decode.
+        fields = _provenance_fields(**provenance)
+        return IngestResult(_provenance_merge(existing, fields=fields, tags=tags_clean(tags), retry_failed=True), False)
+    prepared = image_prepare(data=data)
+    return image_record(prepared=prepared, tags=tags, enqueue=enqueue, model_key=model_key, **provenance)
+
+
+def images_reembed(*, image_ids: Sequence[int], model_key: str | None = None) -> int:
+    """Reset these images to ``pending`` and enqueue embedding on commit; returns how many exist. Idempotent."""
+    ids = list(Image.objects.filter(pk__in=list(image_ids)).values_list("pk", flat=True))
+    with transaction.atomic():
+        Image.objects.filter(pk__in=ids).update(status=ImageStatus.PENDING, failure_reason="")
+        image_embedding_enqueue(image_ids=ids, model_key=model_key)
+    return len(ids)
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete the row (its embeddings cascade) and, once that commits, its files. Idempotent."""
+    names = [image.original.name, image.thumbnail.name]
+    with transaction.atomic():
+        Image.objects.filter(pk=image.pk).delete()
+        for name in names:
+            transaction.on_commit(partial(media_file_delete, name=name), robust=True)
