@@ -123,7 +123,8 @@ def _get(url: str, *, deadline: float, max_bytes: int, timeout: float) -> tuple[
         default_port = 443 if scheme == "https" else 80
         host_header = (f"[{host}]" if ":" in host else host) + ("" if port == default_port else f":{port}")
         conn.request("GET", path, headers={"Host": host_header, "User-Agent": USER_AGENT,
-                                           "Accept": "image/*", "Accept-Encoding": "identity"})  # fmt: skip
+                                           "Accept": "image/*", "Accept-Encoding": "identity"},
+                     preload_content=False)  # fmt: skip
         response = conn.getresponse()
         headers = {key.lower(): value for key, value in response.headers.items()}
         if not 200 <= response.status < 300:
