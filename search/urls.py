@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("images/<int:pk>/", views.image_detail, name="image-detail"),
 ]

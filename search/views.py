@@ -1,13 +1,111 @@
-"""Server-rendered pages."""
+"""Server-rendered pages: the search page (text, picture, filters, pages) and the image detail page.
+
+Thin: parameters are checked by the REST API's serializers, searches run through ``search_run``, and every domain
+error becomes a message on the page (with its 4xx/503 status), never a 500.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from typing import Any
+from urllib.parse import urlencode
 
-from .selectors import system_status
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from images.models import Image, ImageStatus
+from search.api.serializers import SearchParamsSerializer
+from search.query import QueryTerm, query_parse
+from search.query.params import search_query_from_params
+from search.selectors import system_status
+from search.services.query_pictures import query_picture_load, query_picture_store
+from search.services.search import search_run
+from semsearch_site.errors import DomainError
+
+FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
+OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
 
 
+@require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
-    """The search page; shows the system status line (and why the model is unavailable, if it is)."""
-    return render(request, "search/home.html", {"status": system_status()})
+    """GET: search with ``q`` (query syntax), an optional cached ``picture`` and filters. POST: a picture upload,
+    encoded and cached, then a redirect to the equivalent GET (so pages and filters work on it)."""
+    if request.method == "POST":
+        return _picture_post(request)
+    context: dict[str, Any] = {"status": system_status(), "form": request.GET, "formats": FORMATS}
+    context["filters_open"] = any(request.GET.get(f) for f in FILTER_FIELDS + OPTION_FIELDS[:2])
+    q = request.GET.get("q", "").strip()
+    token = request.GET.get("picture", "")
+    picture = query_picture_load(token=token) if token else None
+    if token and picture is None:
+        context["error"] = "The picture you searched with has expired; add it again."
+    if picture is not None:
+        context["picture_preview"] = picture[1]
+    if not q and picture is None:
+        return render(request, "search/home.html", context)
+    status_code = 200
+    try:
+        params = _params(request.GET)
+        terms = query_parse(text=q) + ((picture[0],) if picture else ())
+        query = search_query_from_params(params=params, terms=terms, interface="web")
+        page = search_run(query=query)
+        context.update(page=page, pages=_page_links(request, page.previous_offset, page.next_offset))
+    except DomainError as error:
+        context["error"] = error.message
+        status_code = error.status_code
+    return render(request, "search/home.html", context, status=status_code)
+
+
+def _params(data: Any) -> dict[str, Any]:
+    cleaned = {key: value for key, value in data.items() if value != "" and key in SearchParamsSerializer().fields}
+    serializer = SearchParamsSerializer(data=cleaned)
+    if not serializer.is_valid():
+        field, problems = next(iter(serializer.errors.items()))
+        raise DomainError(f"{field.replace('_', ' ')}: {problems[0]}")
+    return dict(serializer.validated_data)
+
+
+def _page_links(request: HttpRequest, previous: int | None, following: int | None) -> dict[str, str | None]:
+    def link(offset: int | None) -> str | None:
+        if offset is None:
+            return None
+        query = {k: v for k, v in request.GET.items() if k != "offset" and v != ""}
+        if offset:
+            query["offset"] = str(offset)
+        return "?" + urlencode(query)
+
+    return {"previous": link(previous), "next": link(following)}
+
+
+def _picture_post(request: HttpRequest) -> HttpResponse:
+    keep = {k: v for k, v in request.POST.items() if k not in ("csrfmiddlewaretoken", "picture") and v != ""}
+    upload = request.FILES.get("image")
+    if upload is None:
+        if request.POST.get("picture"):
+            keep["picture"] = request.POST["picture"]
+        return HttpResponseRedirect(reverse("home") + ("?" + urlencode(keep) if keep else ""), status=303)
+    try:
+        keep["picture"] = query_picture_store(data=upload.read())
+    except DomainError as error:
+        context = {"status": system_status(), "form": request.POST, "formats": FORMATS, "error": error.message}
+        return render(request, "search/home.html", context, status=error.status_code)
+    return HttpResponseRedirect(reverse("home") + "?" + urlencode(keep), status=303)
+
+
+def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One image: the picture, its metadata and provenance, and the images most like it."""
+    image = get_object_or_404(Image.objects.select_related("uploader"), pk=pk, status=ImageStatus.READY)
+    context: dict[str, Any] = {"status": system_status(), "image": image}
+    try:
+        query = search_query_from_params(
+            params={"limit": 12},
+            terms=(QueryTerm(kind="image_id", image_id=pk),),
+            interface="web",
+            exclude_ids=(pk,),
+        )
+        context["similar"] = search_run(query=query)
+    except DomainError as error:
+        context["similar_error"] = error.message
+    return render(request, "search/image_detail.html", context)

@@ -1,15 +1,34 @@
-"""Thin DRF views over the search services and selectors."""
+"""Thin DRF views over the search services and selectors: validate, call ``search_run``, serialize."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from images.models import Image, ImageStatus
+from search.query import QueryTerm, query_parse
+from search.query.params import search_query_from_params
 from search.selectors import system_status
+from search.services.search import search_run
+from semsearch_site.errors import NotFoundError
+
+from .serializers import (
+    ErrorSerializer,
+    SearchGetSerializer,
+    SearchJsonSerializer,
+    SearchOutputSerializer,
+    SearchParamsSerializer,
+    SearchUploadSerializer,
+    page_payload,
+)
 
 
 class StatusOutputSerializer(serializers.Serializer):
@@ -17,6 +36,109 @@ class StatusOutputSerializer(serializers.Serializer):
     index = serializers.DictField(help_text="Active snapshot: version, factory, vector_count, recall_at_10")
     images = serializers.DictField(child=serializers.IntegerField(), help_text="Images per status, and total")
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
+
+
+class SearchPermission(BasePermission):
+    """Anyone may search unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; then only signed-in users (token/session)."""
+
+    message = "Search is private on this server; sign in or send an API token."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(settings.SEMSEARCH_SEARCH_PUBLIC or (request.user and request.user.is_authenticated))
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Malformed query or options; `detail` says what to fix"),
+    401: OpenApiResponse(ErrorSerializer, description="Search is private and no credentials were sent"),
+    403: OpenApiResponse(ErrorSerializer, description="Search is private and the credentials were refused"),
+    429: OpenApiResponse(ErrorSerializer, description="Too many searches; retry after the Retry-After header"),
+    503: OpenApiResponse(ErrorSerializer, description="The model cannot be loaded or the database is unavailable"),
+}
+
+
+class SearchView(APIView):
+    """Search the catalogue by text (query syntax), by terms, or by an uploaded picture."""
+
+    permission_classes = [SearchPermission]
+    throttle_scope = "search"
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="search",
+        parameters=[SearchGetSerializer],
+        responses={200: SearchOutputSerializer, **ERRORS},
+        description="Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `\"quoted phrase\"`.",
+    )
+    def get(self, request: Request) -> Response:
+        params = SearchGetSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        terms = query_parse(text=params.validated_data["q"])
+        return self._run(params.validated_data, terms)
+
+    @extend_schema(
+        operation_id="search_post",
+        request={"application/json": SearchJsonSerializer, "multipart/form-data": SearchUploadSerializer},
+        responses={200: SearchOutputSerializer, **ERRORS},
+        examples=[
+            OpenApiExample(
+                "Text and a stored image",
+                value={"terms": [{"text": "red circle", "weight": 1}, {"image_id": 12, "weight": -0.5}], "limit": 10},
+                request_only=True,
+            )
+        ],
+        description="JSON: weighted `terms` (each one of text, image_id, url) and/or `q`. "
+        "Multipart: an `image` file, optionally with `q` text and `image_weight`.",
+    )
+    def post(self, request: Request) -> Response:
+        if request.content_type.startswith("multipart/") or "image" in request.FILES:
+            upload = SearchUploadSerializer(data=request.data)
+            upload.is_valid(raise_exception=True)
+            data = upload.validated_data
+            picture = QueryTerm(kind="image", image=data["image"].read(), weight=data["image_weight"])
+            return self._run(data, (picture, *query_parse(text=data.get("q") or "")))
+        body = SearchJsonSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        terms = tuple(_term(item) for item in data.get("terms") or ()) + query_parse(text=data.get("q") or "")
+        return self._run(data, terms)
+
+    def _run(self, params: dict[str, Any], terms: tuple[QueryTerm, ...]) -> Response:
+        query = search_query_from_params(params=params, terms=terms, interface="api")
+        return Response(SearchOutputSerializer(page_payload(search_run(query=query))).data)
+
+
+def _term(item: dict[str, Any]) -> QueryTerm:
+    weight = item.get("weight", 1.0)
+    if "image_id" in item:
+        return QueryTerm(kind="image_id", image_id=item["image_id"], weight=weight)
+    if "url" in item:
+        return QueryTerm(kind="url", url=item["url"], weight=weight)
+    return QueryTerm(kind="text", text=" ".join(item["text"].split()), weight=weight)
+
+
+class SimilarView(APIView):
+    """Images that look like image ``id`` (its stored vector; the image itself is left out)."""
+
+    permission_classes = [SearchPermission]
+    throttle_scope = "search"
+
+    @extend_schema(
+        operation_id="images_similar",
+        parameters=[SearchParamsSerializer],
+        responses={200: SearchOutputSerializer, 404: OpenApiResponse(ErrorSerializer), **ERRORS},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        if not Image.objects.filter(pk=pk, status=ImageStatus.READY).exists():
+            raise NotFoundError(f"Image {pk} does not exist or is not ready yet.")
+        params = SearchParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        query = search_query_from_params(
+            params=params.validated_data,
+            terms=(QueryTerm(kind="image_id", image_id=pk),),
+            interface="api",
+            exclude_ids=(pk,),
+        )
+        return Response(SearchOutputSerializer(page_payload(search_run(query=query))).data)
 
 
 class StatusView(APIView):

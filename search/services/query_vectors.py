@@ -155,10 +155,12 @@ def _image_vectors(terms: tuple[QueryTerm, ...], encoder: Any, out: list[np.ndar
 
 def _picture(term: QueryTerm) -> Any:
     """A decoded picture for an image or URL term; refused or unreadable input becomes a ``QueryError``."""
-    from images.services import FetchRejectedError, ImageRejectedError, decode_image, fetch_url
+    from images.services.decoding import ImageRejectedError, decode_image
 
     data = term.image
     if term.kind == "url":
+        from images.services import FetchRejectedError, fetch_url
+
         try:
             data = fetch_url(term.url).data
         except FetchRejectedError as exc:

@@ -1,0 +1,147 @@
+"""Small input/output serializers for the search endpoints. Validation only; no logic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from search.query import MAX_LIMIT, MAX_TERMS, MAX_WINDOW, SearchHit, SearchPage
+
+
+class SearchParamsSerializer(serializers.Serializer):
+    """Filters and options shared by every search endpoint (query string or body)."""
+
+    tags = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated; hits carry them all")
+    uploader = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="Username")
+    format = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="e.g. JPEG,PNG")
+    min_width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
+    min_height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
+    created_after = serializers.DateField(required=False, allow_null=True, help_text="Added on or after (YYYY-MM-DD)")
+    created_before = serializers.DateField(required=False, allow_null=True, help_text="Added on or before this day")
+    min_score = serializers.FloatField(required=False, allow_null=True, min_value=-1, max_value=1)
+    relative_margin = serializers.FloatField(
+        required=False, allow_null=True, min_value=0, max_value=2, help_text="Keep hits within this of the best score"
+    )
+    sort = serializers.ChoiceField(choices=["score", "date"], required=False, default="score")
+    collapse = serializers.BooleanField(required=False, default=False, help_text="Fold near-duplicate hits")
+    collapse_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0.5, max_value=1)
+    offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_WINDOW - 1)
+    limit = serializers.IntegerField(required=False, default=24, min_value=1, max_value=MAX_LIMIT)
+
+
+class SearchGetSerializer(SearchParamsSerializer):
+    q = serializers.CharField(required=True, allow_blank=False, trim_whitespace=True, help_text="Query syntax")
+
+
+class TermSerializer(serializers.Serializer):
+    """One weighted term: exactly one of text, image_id or url."""
+
+    text = serializers.CharField(required=False, max_length=300)
+    image_id = serializers.IntegerField(required=False, min_value=1)
+    url = serializers.URLField(required=False, max_length=2000)
+    weight = serializers.FloatField(required=False, default=1.0)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [key for key in ("text", "image_id", "url") if key in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("Each term needs exactly one of text, image_id or url.")
+        return attrs
+
+
+class SearchJsonSerializer(SearchParamsSerializer):
+    q = serializers.CharField(required=False, allow_blank=True, help_text="Query syntax, added to the terms")
+    terms = TermSerializer(many=True, required=False, max_length=MAX_TERMS)
+
+
+class SearchUploadSerializer(SearchParamsSerializer):
+    q = serializers.CharField(required=False, allow_blank=True, help_text="Optional text combined with the image")
+    image = serializers.FileField(help_text="The picture to search with")
+    image_weight = serializers.FloatField(required=False, default=1.0, min_value=-10, max_value=10)
+
+
+class ImageBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    title = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    format = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    attribution = serializers.CharField()
+    source_link = serializers.CharField()
+    source_url = serializers.CharField()
+    uploader = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    thumbnail_url = serializers.CharField(allow_null=True)
+    original_url = serializers.CharField(allow_null=True)
+    page_url = serializers.CharField()
+    similar_url = serializers.CharField()
+
+
+class HitSerializer(serializers.Serializer):
+    score = serializers.FloatField(help_text="Cosine similarity to the query; higher is closer")
+    duplicates = serializers.IntegerField(help_text="Near-duplicates folded into this hit (when collapsing)")
+    duplicate_ids = serializers.ListField(child=serializers.IntegerField())
+    image = ImageBriefSerializer()
+
+
+class SearchOutputSerializer(serializers.Serializer):
+    results = HitSerializer(many=True)
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    has_more = serializers.BooleanField()
+    next_offset = serializers.IntegerField(allow_null=True)
+    best_score = serializers.FloatField(allow_null=True)
+    model_key = serializers.CharField()
+    notices = serializers.ListField(child=serializers.CharField())
+    timings_ms = serializers.DictField(child=serializers.FloatField())
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(required=False)
+
+
+def _url(image_field: Any) -> str | None:
+    return image_field.url if image_field else None
+
+
+def hit_payload(hit: SearchHit) -> dict[str, Any]:
+    image = hit.image
+    return {
+        "score": round(hit.score, 6),
+        "duplicates": hit.duplicates,
+        "duplicate_ids": hit.duplicate_ids,
+        "image": {
+            "id": image.pk,
+            "title": str(image),
+            "width": image.width,
+            "height": image.height,
+            "format": image.format,
+            "tags": list(image.tags or []),
+            "attribution": image.attribution,
+            "source_link": image.source_link,
+            "source_url": image.source_url,
+            "uploader": image.uploader.get_username() if image.uploader else None,
+            "created_at": image.created_at,
+            "thumbnail_url": _url(image.thumbnail) or _url(image.original),
+            "original_url": _url(image.original),
+            "page_url": reverse("image-detail", args=[image.pk]),
+            "similar_url": reverse("api-image-similar", args=[image.pk]),
+        },
+    }
+
+
+def page_payload(page: SearchPage) -> dict[str, Any]:
+    return {
+        "results": [hit_payload(hit) for hit in page.hits],
+        "offset": page.offset,
+        "limit": page.limit,
+        "has_more": page.has_more,
+        "next_offset": page.next_offset,
+        "best_score": page.best_score,
+        "model_key": page.model_key,
+        "notices": page.notices,
+        "timings_ms": page.timings_ms,
+    }
