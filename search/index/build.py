@@ -1,0 +1,114 @@
+"""Building snapshots from the ``Embedding`` table: plan, train, tune, write atomically, then record the version."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from search.models import Embedding, IndexSnapshot
+
+from .kinds import index_create, index_plan
+from .locks import maintenance_lock
+from .storage import snapshot_files_prune, snapshot_write
+from .tuning import params_tune
+from .vectors import VectorSet, vectors_load
+
+logger = logging.getLogger(__name__)
+
+KEEP_VERSIONS = 2  # the active file and the one before it stay on disk
+
+
+def build_lock_name(model_key: str) -> str:
+    return f"index-build:{model_key}"
+
+
+def index_settings() -> dict[str, Any]:
+    """The build settings in effect (memory budget in bytes, recall target, Flat limit)."""
+    from .kinds import FLAT_MAX_VECTORS
+
+    return {
+        "memory_budget_bytes": int(settings.SEMSEARCH_INDEX_MEMORY_BUDGET_MB) * 1024 * 1024,
+        "recall_target": float(settings.SEMSEARCH_INDEX_RECALL_TARGET),
+        "flat_max": int(getattr(settings, "SEMSEARCH_INDEX_FLAT_MAX_VECTORS", FLAT_MAX_VECTORS)),
+    }
+
+
+def snapshot_is_current(*, model_key: str) -> bool:
+    """True when the newest snapshot holds exactly the embeddings the table has (none added or removed since)."""
+    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    if latest is None:
+        return False
+    embeddings = Embedding.objects.filter(model_key=model_key)
+    newer = embeddings.filter(id__gt=latest.watermark).exists()
+    return not newer and embeddings.filter(id__lte=latest.watermark).count() == latest.vector_count
+
+
+def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
+    """Build, tune, write and record a snapshot of ``data`` for ``model_key``; caller holds the build lock.
+
+    Side effects: one new file under ``INDEX_ROOT``, one new ``IndexSnapshot`` row (the active version from the
+    moment it commits), older files beyond the last ``KEEP_VERSIONS`` removed.
+    """
+    started = time.perf_counter()
+    config = index_settings()
+    dimension = data.dimension or _dimension_of(model_key)
+    plan = index_plan(count=data.count, dimension=dimension, memory_budget_bytes=config["memory_budget_bytes"],
+                      flat_max=config["flat_max"])  # fmt: skip
+    vectors = data.vectors.reshape(data.count, dimension)
+    index = index_create(plan=plan, ids=data.ids, vectors=vectors)
+    params, recall = params_tune(index=index, plan=plan, ids=data.ids, vectors=vectors,
+                                 recall_target=config["recall_target"])  # fmt: skip
+    latest = IndexSnapshot.objects.filter(model_key=model_key).aggregate(v=Max("version"))["v"] or 0
+    version = latest + 1
+    snapshot_files_prune(model_key=model_key, keep=_kept_paths(model_key), temp_older_than_s=0)
+    relative, checksum = snapshot_write(index=index, model_key=model_key, version=version)
+    with transaction.atomic():
+        snapshot = IndexSnapshot.objects.create(
+            model_key=model_key, version=version, file_path=relative, factory=plan.factory, params=params,
+            vector_count=data.count, dimension=dimension, watermark=data.last_embedding_id, recall_at_10=recall,
+            checksum=checksum, build_seconds=time.perf_counter() - started,
+        )  # fmt: skip
+    snapshot_files_prune(model_key=model_key, keep=_kept_paths(model_key), temp_older_than_s=0)
+    logger.info("built %s snapshot v%d: %s, %d vectors, recall@10 %s, params %s, %.1f s", model_key, version,
+                plan.factory, data.count, f"{recall:.3f}" if recall is not None else "n/a", params,
+                snapshot.build_seconds)  # fmt: skip
+    return snapshot
+
+
+def _dimension_of(model_key: str) -> int:
+    from .vectors import embedding_dimension
+
+    return embedding_dimension(model_key=model_key) or 1
+
+
+def _kept_paths(model_key: str) -> set[str]:
+    rows = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version")[:KEEP_VERSIONS]
+    return {row.file_path for row in rows}
+
+
+def index_build(*, model_key: str, force: bool = False) -> dict[str, Any]:
+    """Build a new snapshot of ``model_key`` from every stored embedding, unless it is already current.
+
+    Single-flight: returns ``{"status": "busy"}`` at once if another process holds the build lock. Idempotent:
+    without ``force`` a snapshot that already holds exactly the stored embeddings is kept (``"current"``).
+    Returns ``{"status": "built", "version", "factory", "count", "recall_at_10", "seconds"}`` otherwise.
+    """
+    with maintenance_lock(name=build_lock_name(model_key)) as held:
+        if not held:
+            logger.info("another process is building the %s snapshot; skipping", model_key)
+            return {"status": "busy", "model_key": model_key}
+        if not force and snapshot_is_current(model_key=model_key):
+            return {"status": "current", "model_key": model_key}
+        data = vectors_load(model_key=model_key)
+        if data.count == 0:
+            return {"status": "empty", "model_key": model_key}
+        snapshot = snapshot_build_from(model_key=model_key, data=data)
+        return {
+            "status": "built", "model_key": model_key, "version": snapshot.version, "factory": snapshot.factory,
+            "count": snapshot.vector_count, "recall_at_10": snapshot.recall_at_10, "seconds": snapshot.build_seconds,
+        }  # fmt: skip
