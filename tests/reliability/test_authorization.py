@@ -1,0 +1,290 @@
+"""Who may do what: every REST operation × {anonymous, user, editor (add/delete permission), staff}, CSRF on
+session-authenticated writes, and token handling. Operations are discovered from the generated OpenAPI schema, so
+new endpoints are covered without editing this file; ``test_every_promised_endpoint_exists`` fails loudly when a
+promised one is missing."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
+
+from images.models import Image
+
+from .endpoints import EXPECTED_OPERATIONS, EXPECTED_PAGES, Operation, api_operations, openapi_schema, page_routes
+from .endpoints import resolve_ref as _ref
+
+ROLES = ("anonymous", "user", "editor", "staff")
+DENIED = (401, 403)
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (24, 24), (seed * 37 % 256, seed * 91 % 256, seed * 53 % 256)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+_counter = iter(range(1, 10_000_000))
+
+
+def new_image() -> Image:
+    """A stored, ready-to-serve image created through the ingestion service (embedding not enqueued)."""
+    from images.services.ingest import image_ingest
+
+    return image_ingest(data=_png(next(_counter)), filename="authz.png", title="authz", enqueue=False).image
+
+
+@pytest.fixture
+def unthrottled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Rate limits high and counters empty, so the matrix sees permissions, not throttling."""
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"search": "100000/min", "upload": "100000/min",
+                                                                "read": "100000/min"})  # fmt: skip
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def users(db: None) -> dict[str, User | None]:
+    plain = User.objects.create_user("authz-user", password="pw-authz-user-123")
+    editor = User.objects.create_user("authz-editor", password="pw-authz-editor-123")
+    editor.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="images", codename__in=["add_image", "delete_image"])
+    )
+    staff = User.objects.create_user("authz-staff", password="pw-authz-staff-123", is_staff=True)
+    return {"anonymous": None, "user": plain, "editor": editor, "staff": staff}
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+def _example(schema: dict[str, Any], name: str, prop: dict[str, Any], seed: int) -> Any:
+    prop = _ref(schema, prop)
+    kind = prop.get("type")
+    if prop.get("format") == "binary":
+        return SimpleUploadedFile(f"authz-{seed}.png", _png(seed), content_type="image/png")
+    if kind == "array":
+        item = _ref(schema, prop.get("items", {}))
+        return [_example(schema, name, item, seed)] if item.get("format") == "binary" else []
+    if "enum" in prop:
+        return prop["enum"][0]
+    if kind in ("integer", "number"):
+        return prop.get("minimum", 1)
+    if kind == "boolean":
+        return False
+    if kind == "object":
+        return {}
+    if prop.get("format") == "uri":
+        return "http://127.0.0.1:9/nothing-listens-here.png"
+    return "a red circle" if name in {"q", "text", "query"} else "authz"
+
+
+def _is_file(schema: dict[str, Any], prop: dict[str, Any]) -> bool:
+    """A binary field, or a list of them (a multi-file upload)."""
+    prop = _ref(schema, prop)
+    return prop.get("format") == "binary" or _ref(schema, prop.get("items", {})).get("format") == "binary"
+
+
+def request_for(schema: dict[str, Any], op: Operation, image_id: int, seed: int) -> tuple[str, dict[str, Any]]:
+    """The URL and client keyword arguments for a plausible call of ``op`` on image ``image_id``."""
+    url = re.sub(r"\{[^}]*\}", str(image_id), op.path)
+    params = {p["name"]: _example(schema, p["name"], p.get("schema", {}), seed)
+              for p in op.spec.get("parameters", []) if p.get("in") == "query" and p.get("required")}  # fmt: skip
+    if op.method == "GET":
+        params.setdefault("q", "a red circle") if op.is_search else None
+        return url, {"data": params}
+    if op.method == "DELETE":
+        return url, {}
+    content = op.spec.get("requestBody", {}).get("content", {})
+    media = "multipart/form-data" if "multipart/form-data" in content else next(iter(content), "application/json")
+    body_schema = _ref(schema, content.get(media, {}).get("schema", {}))
+    required = set(body_schema.get("required", []))
+    body = {
+        name: _example(schema, name, prop, seed)
+        for name, prop in body_schema.get("properties", {}).items()
+        if name in required or _is_file(schema, prop)
+    }
+    if media == "multipart/form-data":
+        return url, {"data": body, "format": "multipart"}
+    return url, {"data": body, "format": "json"}
+
+
+def call(client: APIClient, op: Operation, url: str, kwargs: dict[str, Any]) -> Any:
+    return getattr(client, op.method.lower())(url, **kwargs)
+
+
+def test_every_promised_endpoint_exists() -> None:
+    # Given the generated schema and the URL map
+    discovered = {op.key for op in api_operations()}
+    pages = set(page_routes())
+    # Then every promised REST operation and page is served
+    assert not EXPECTED_OPERATIONS - discovered, f"missing REST operations: {sorted(EXPECTED_OPERATIONS - discovered)}"
+    assert not EXPECTED_PAGES - pages, f"missing pages: {sorted(EXPECTED_PAGES - pages)}"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_matrix_reads_public_writes_need_permission(users: dict[str, User | None], settings: Any) -> None:
+    # Given every operation of the schema, four roles and the default setting (search is public)
+    settings.SEMSEARCH_SEARCH_PUBLIC = True
+    settings.SEMSEARCH_MODEL_ID = "toy"
+    schema = openapi_schema()
+    operations = api_operations(schema)
+    assert operations, "the schema lists no operations"
+    failures: list[str] = []
+    seed = 0
+    for op in operations:
+        for role in ROLES:
+            seed += 1
+            image = new_image()
+            before = Image.objects.count()
+            url, kwargs = request_for(schema, op, image.pk, seed)
+            # When the role calls the operation
+            response = call(client_for(users[role]), op, url, kwargs)
+            status = response.status_code
+            # Then reads are open to all, writes only to the editor and staff, and nothing answers 5xx
+            allowed = op.is_read or role in ("editor", "staff")
+            if status >= 500:
+                failures.append(f"{op} as {role}: {status}")
+            elif allowed and status in DENIED:
+                failures.append(f"{op} as {role}: refused with {status} {response.content[:200]!r}")
+            elif not allowed and status not in DENIED:
+                failures.append(f"{op} as {role}: allowed ({status}) but should be refused")
+            elif not allowed and role == "anonymous" and status != 401:
+                failures.append(f"{op} as anonymous: {status}, expected 401 (token auth asks for credentials)")
+            # And a refused write changed nothing
+            changed = Image.objects.count() != before or not Image.objects.filter(pk=image.pk).exists()
+            if not allowed and status in DENIED and changed:
+                failures.append(f"{op} as {role}: refused but the catalogue changed")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_private_search_needs_authentication(users: dict[str, User | None], settings: Any) -> None:
+    # Given SEMSEARCH_SEARCH_PUBLIC=false
+    settings.SEMSEARCH_SEARCH_PUBLIC = False
+    settings.SEMSEARCH_MODEL_ID = "toy"
+    schema = openapi_schema()
+    searches = [op for op in api_operations(schema) if op.is_search]
+    assert searches, "no search operation discovered"
+    failures = []
+    for op in searches:
+        for role in ROLES:
+            url, kwargs = request_for(schema, op, new_image().pk, 1)
+            # When each role searches
+            status = call(client_for(users[role]), op, url, kwargs).status_code
+            # Then anonymous callers are refused and every signed-in role may search
+            if role == "anonymous" and status not in DENIED:
+                failures.append(f"{op} anonymous got {status} with search private")
+            if role != "anonymous" and (status in DENIED or status >= 500):
+                failures.append(f"{op} as {role} got {status} with search private")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_pages_answer_anonymous_readers(settings: Any) -> None:
+    # Given every page route from the URL map (not the API or admin)
+    settings.SEMSEARCH_SEARCH_PUBLIC = True
+    settings.SEMSEARCH_MODEL_ID = "toy"
+    image = new_image()
+    client = Client()
+    failures = []
+    for route in page_routes():
+        if route.startswith(("static", "media")):
+            continue
+        url = "/" + route.replace("{}", str(image.pk))
+        # When an anonymous visitor opens it
+        status = client.get(url).status_code
+        # Then it is served (or cleanly "not ready"), never refused, never a server error
+        if status in DENIED or (status >= 500 and route != "readyz"):
+            failures.append(f"GET {url}: {status}")
+    assert not failures, "\n".join(failures)
+
+
+def _writes() -> list[Operation]:
+    return [op for op in api_operations() if not op.is_read]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_session_writes_need_csrf_token(users: dict[str, User | None], settings: Any) -> None:
+    # Given a staff member signed in with a session cookie, in a client that enforces CSRF like a browser
+    settings.SEMSEARCH_MODEL_ID = "toy"
+    schema = openapi_schema()
+    writes = _writes()
+    assert writes, "no write operation discovered"
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["staff"])
+    client.get("/admin/login/")  # sets the csrftoken cookie, as any page with a form does
+    token = client.cookies["csrftoken"].value
+    for op in writes:
+        image = new_image()
+        url, kwargs = request_for(schema, op, image.pk, 7)
+        before = Image.objects.count()
+        # When it writes without the CSRF token
+        refused = _session_call(client, op, url, kwargs)
+        # Then the write is refused, names CSRF, and changes nothing
+        assert refused.status_code == 403, f"{op}: {refused.status_code}"
+        assert b"CSRF" in refused.content, refused.content[:200]
+        assert Image.objects.count() == before
+        assert Image.objects.filter(pk=image.pk).exists()
+        # And with the token from the cookie it passes the CSRF check
+        kwargs = request_for(schema, op, image.pk, 8)[1]  # fresh file objects
+        accepted = _session_call(client, op, url, kwargs, HTTP_X_CSRFTOKEN=token)
+        assert accepted.status_code not in DENIED, f"{op}: {accepted.status_code} {accepted.content[:200]!r}"
+        assert accepted.status_code < 500, f"{op}: {accepted.status_code}"
+
+
+def _session_call(client: Client, op: Operation, url: str, kwargs: dict[str, Any], **headers: str) -> Any:
+    """Send ``op`` through Django's browser-like test client (multipart or JSON, as the schema asks)."""
+    send = getattr(client, op.method.lower())
+    if op.method == "DELETE":
+        return send(url, **headers)
+    if kwargs.get("format") == "multipart":
+        return send(url, data=kwargs.get("data", {}), **headers)
+    return send(url, data=kwargs.get("data", {}), content_type="application/json", **headers)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_token_writes_need_no_csrf_and_bad_tokens_are_401(users: dict[str, User | None]) -> None:
+    # Given a staff token and an upload (a write that needs the add permission)
+    upload = next(op for op in _writes() if op.key == ("POST", "/api/v1/images"))
+    schema = openapi_schema()
+    staff = users["staff"]
+    assert staff is not None
+    good = Token.objects.create(user=staff).key
+    # When the token is used from a client that enforces CSRF
+    url, kwargs = request_for(schema, upload, 0, 11)
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {good}")
+    # Then the upload is accepted (tokens are not sent by browsers on their own, so no CSRF check applies)
+    response = client.post(url, **kwargs)
+    assert response.status_code in (200, 201), response.content[:300]
+    # And a wrong, malformed or revoked token is a 401 on reads and writes alike, never a silent anonymous call
+    staff.is_active = False
+    staff.save()
+    for header in ("Token not-a-real-token", "Token a b", "Token", f"Token {good}"):
+        bad = APIClient()
+        bad.credentials(HTTP_AUTHORIZATION=header)
+        assert bad.get("/api/v1/status").status_code == 401, header
+        _, kwargs = request_for(schema, upload, 0, 12)
+        assert bad.post(url, **kwargs).status_code == 401, header
