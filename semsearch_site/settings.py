@@ -175,7 +175,9 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
-WHITENOISE_USE_FINDERS = True
+# The apps' own folders serve static files until collectstatic has run (the embedded default); after it, only the
+# collected, compressed copies are served (finders would shadow them with the uncompressed originals).
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
