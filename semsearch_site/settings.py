@@ -175,9 +175,10 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "/media/"
-# The apps' own folders serve static files until collectstatic has run (the embedded default); after it, only the
-# collected, compressed copies are served (finders would shadow them with the uncompressed originals).
-WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.is_dir()
+# The embedded default serves static files straight from the apps' folders (no collectstatic step). With a
+# DATABASE_URL, once collectstatic has run, only the collected, compressed copies are served: finders would shadow
+# them with the uncompressed originals.
+WHITENOISE_USE_FINDERS = DEBUG or not SERVICE_DATABASE or not STATIC_ROOT.is_dir()
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
