@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
@@ -47,6 +48,18 @@ class SearchPermission(BasePermission):
         return bool(settings.SEMSEARCH_SEARCH_PUBLIC or (request.user and request.user.is_authenticated))
 
 
+class _SearchAPIView(APIView):
+    """Search endpoints: public unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; throttled in the ``search`` scope."""
+
+    permission_classes = [SearchPermission]
+    throttle_scope = "search"
+
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
+        if request.authenticators and not request.successful_authenticator:
+            raise NotAuthenticated(SearchPermission.message)
+        super().permission_denied(request, message=message, code=code)
+
+
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="Malformed query or options; `detail` says what to fix"),
     401: OpenApiResponse(ErrorSerializer, description="Search is private and no credentials were sent"),
@@ -56,18 +69,16 @@ ERRORS = {
 }
 
 
-class SearchView(APIView):
+class SearchView(_SearchAPIView):
     """Search the catalogue by text (query syntax), by terms, or by an uploaded picture."""
 
-    permission_classes = [SearchPermission]
-    throttle_scope = "search"
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(
         operation_id="search",
         parameters=[SearchGetSerializer],
         responses={200: SearchOutputSerializer, **ERRORS},
-        description="Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `\"quoted phrase\"`.",
+        description='Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `"quoted phrase"`.',
     )
     def get(self, request: Request) -> Response:
         params = SearchGetSerializer(data=request.query_params)
@@ -116,11 +127,8 @@ def _term(item: dict[str, Any]) -> QueryTerm:
     return QueryTerm(kind="text", text=" ".join(item["text"].split()), weight=weight)
 
 
-class SimilarView(APIView):
+class SimilarView(_SearchAPIView):
     """Images that look like image ``id`` (its stored vector; the image itself is left out)."""
-
-    permission_classes = [SearchPermission]
-    throttle_scope = "search"
 
     @extend_schema(
         operation_id="images_similar",

@@ -85,6 +85,8 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     cancel out; ``ModelUnavailableError`` (503) when a term needs the model and it cannot load. A query of image
     ids only never loads the model. Side effect: fills the text LRU cache.
     """
+    # Pictures are fetched and decoded first: a bad one is refused without loading the model.
+    pictures = {p: _picture(t) for p, t in enumerate(terms) if t.kind in ("image", "url")}
     model_key = query_model_key(model_id=model_id)
     encoder = _encoder(model_id) if any(t.kind in ("text", "image", "url") for t in terms) else None
     if encoder is not None and model_id is None and encoder.model_key != model_key:
@@ -92,7 +94,10 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     notices: list[str] = []
     vectors: list[np.ndarray | None] = [None] * len(terms)
     _text_vectors(terms, encoder, model_key, vectors, notices)
-    _image_vectors(terms, encoder, vectors)
+    if pictures:
+        assert encoder is not None
+        for position, vector in zip(pictures, encoder.encode_images(list(pictures.values())), strict=True):
+            vectors[position] = np.asarray(vector, dtype=np.float32)
     _stored_vectors(terms, model_key, vectors)
     for position, term in enumerate(terms):
         if term.kind == "vector":
@@ -141,16 +146,6 @@ def _text_vectors(
             TEXT_VECTOR_CACHE.put((model_key, text), vector)
         if cut:
             notices.append(f'"{text[:40]}" is longer than the model reads; only its beginning was used.')
-
-
-def _image_vectors(terms: tuple[QueryTerm, ...], encoder: Any, out: list[np.ndarray | None]) -> None:
-    positions = [p for p, t in enumerate(terms) if t.kind in ("image", "url")]
-    if not positions:
-        return
-    pictures = [_picture(terms[p]) for p in positions]
-    array = encoder.encode_images(pictures)
-    for position, vector in zip(positions, array, strict=True):
-        out[position] = np.asarray(vector, dtype=np.float32)
 
 
 def _picture(term: QueryTerm) -> Any:
