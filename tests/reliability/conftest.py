@@ -170,7 +170,8 @@ class Stack:
         self.web = start_web(self.env, port=self.port)
 
     def start_worker(self, **kwargs: Any) -> ManagedProcess:
-        self.worker = start_worker(self.env, **kwargs)
+        """The stack's worker on every queue, with beat (so the periodic reconcile runs every 10 s)."""
+        self.worker = start_worker(self.env, beat=True, **kwargs)
         return self.worker
 
     def manage(self, *args: str, timeout: float = 300) -> str:
@@ -203,6 +204,25 @@ class Stack:
         """Every one of these images exists, is ``ready`` and has exactly one embedding."""
         rows = self.catalogue(image_ids)
         return len(rows) == len(set(image_ids)) and all(row == ("ready", 1) for row in rows.values())
+
+    def active_snapshot(self) -> tuple[int, str, str] | None:
+        """(version, file path, checksum) of the newest snapshot row, or None."""
+        import psycopg
+
+        with psycopg.connect(self.postgres.url, connect_timeout=5) as conn:
+            row = conn.execute(
+                "SELECT version, file_path, checksum FROM search_indexsnapshot "
+                "ORDER BY created_at DESC, id DESC LIMIT 1"
+            ).fetchone()
+        return (int(row[0]), str(row[1]), str(row[2])) if row else None
+
+    def index_build(self) -> dict[str, Any]:
+        """``search.index.index_build(force=True)`` for the active model, run in a separate process."""
+        code = ("import json; from search.index import index_build; "
+                "from search.services.embedding import active_model_key; "
+                "print('RESULT ' + json.dumps(index_build(model_key=active_model_key(), force=True)))")  # fmt: skip
+        out = self.shell(code)
+        return json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
 
     def stop_all(self) -> None:
         for process in (self.web, self.worker, *self.extra_workers):
