@@ -117,3 +117,34 @@ def test_scrape_succeeds_while_database_and_broker_are_down(client, settings, un
     # Then the request metrics are still there (the gauges keep their last values)
     assert "django_http_requests_total_by_view_transport_method_total" in text
     assert "semsearch_images" in text
+
+
+@pytest.mark.django_db
+def test_search_metrics_change_when_a_search_runs(client):
+    # Given an active model with hand-made vectors (no encoder needed for an image: term)
+    from search.index import reader_reset
+    from search.models import SearchModel, SearchModelState
+    from search.services.embedding import active_model_key_forget
+    from tests.search.test_search_fixtures import HAND_MODEL_KEY, embedding_add, image_make, unit
+
+    SearchModel.objects.create(model_key=HAND_MODEL_KEY, model_id="hand-made", state=SearchModelState.ACTIVE)
+    active_model_key_forget()
+    reader_reset()
+    images = [image_make(title=f"pic {i}") for i in range(3)]
+    for image, vector in zip(images, ([1, 0, 0], [0.9, 0.1, 0], [0, 1, 0]), strict=True):
+        embedding_add(image, unit(vector))
+    before = scrape(client)
+
+    # When a search runs through the API
+    response = client.get("/api/v1/search", {"q": f"image:{images[0].pk}"})
+
+    # Then the search counter and every stage's latency histogram moved, and the API request was counted
+    assert response.status_code == 200, response.content
+    after = scrape(client)
+    assert sample_value(after, "semsearch_searches_total") == sample_value(before, "semsearch_searches_total") + 1
+    for stage in ("encode", "index", "hydrate"):
+        name = "semsearch_search_stage_seconds_count"
+        assert sample_value(after, name, stage=stage) > sample_value(before, name, stage=stage), stage
+    assert sample_value(after, REQUESTS, method="GET") > sample_value(before, REQUESTS, method="GET")
+    active_model_key_forget()
+    reader_reset()
