@@ -21,6 +21,7 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from images.models import Image
 
+from .conftest import FaultReport
 from .endpoints import EXPECTED_OPERATIONS, EXPECTED_PAGES, Operation, api_operations, openapi_schema, page_routes
 from .endpoints import resolve_ref as _ref
 
@@ -140,7 +141,9 @@ def test_every_promised_endpoint_exists() -> None:
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("unthrottled")
-def test_matrix_reads_public_writes_need_permission(users: dict[str, User | None], settings: Any) -> None:
+def test_matrix_reads_public_writes_need_permission(
+    users: dict[str, User | None], settings: Any, fault_report: FaultReport
+) -> None:
     # Given every operation of the schema, four roles and the default setting (search is public)
     settings.SEMSEARCH_SEARCH_PUBLIC = True
     settings.SEMSEARCH_MODEL_ID = "toy"
@@ -148,6 +151,8 @@ def test_matrix_reads_public_writes_need_permission(users: dict[str, User | None
     operations = api_operations(schema)
     assert operations, "the schema lists no operations"
     failures: list[str] = []
+    statuses: dict[str, dict[str, int]] = {}
+    refused = changed_after_refusal = 0
     seed = 0
     for op in operations:
         for role in ROLES:
@@ -158,6 +163,7 @@ def test_matrix_reads_public_writes_need_permission(users: dict[str, User | None
             # When the role calls the operation
             response = call(client_for(users[role]), op, url, kwargs)
             status = response.status_code
+            statuses.setdefault(str(op), {})[role] = status
             # Then reads are open to all, writes only to the editor and staff, and nothing answers 5xx
             allowed = op.is_read or role in ("editor", "staff")
             if status >= 500:
@@ -170,8 +176,20 @@ def test_matrix_reads_public_writes_need_permission(users: dict[str, User | None
                 failures.append(f"{op} as anonymous: {status}, expected 401 (token auth asks for credentials)")
             # And a refused write changed nothing
             changed = Image.objects.count() != before or not Image.objects.filter(pk=image.pk).exists()
-            if not allowed and status in DENIED and changed:
-                failures.append(f"{op} as {role}: refused but the catalogue changed")
+            if not allowed and status in DENIED:
+                refused += 1
+                if changed:
+                    changed_after_refusal += 1
+                    failures.append(f"{op} as {role}: refused but the catalogue changed")
+    fault_report.record(
+        "authorization_matrix",
+        operations=len(operations),
+        calls=len(operations) * len(ROLES),
+        refused_writes=refused,
+        refused_writes_that_changed_data=changed_after_refusal,
+        server_errors=sum(1 for row in statuses.values() for code in row.values() if code >= 500),
+        statuses=statuses,
+    )
     assert not failures, "\n".join(failures)
 
 
@@ -232,9 +250,9 @@ def test_session_writes_need_csrf_token(users: dict[str, User | None], settings:
     writes = _writes()
     assert writes, "no write operation discovered"
     client = Client(enforce_csrf_checks=True)
-    client.force_login(users["staff"])
     client.get("/admin/login/")  # sets the csrftoken cookie, as any page with a form does
     token = client.cookies["csrftoken"].value
+    client.force_login(users["staff"])
     for op in writes:
         image = new_image()
         url, kwargs = request_for(schema, op, image.pk, 7)
