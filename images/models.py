@@ -53,3 +53,18 @@ class Image(models.Model):
     @property
     def pixel_count(self) -> int:
         return self.width * self.height
+
+
+class ImportedFile(models.Model):
+    """Folder-import bookkeeping: one row per file path seen, so a re-run skips unchanged files (same size and
+    mtime) and recognises renamed ones (same hash under a new path)."""
+
+    path = models.CharField(max_length=1000, unique=True, help_text="Absolute, resolved path of the file.")
+    size = models.PositiveBigIntegerField()
+    mtime_ns = models.BigIntegerField()
+    content_hash = models.CharField(max_length=64, db_index=True)
+    image = models.ForeignKey(Image, null=True, blank=True, on_delete=models.SET_NULL, related_name="imported_files")
+    imported_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.path
