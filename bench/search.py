@@ -1,0 +1,237 @@
+"""Search benchmark (not a test): end-to-end REST search latency against the bare cost of encode + index search.
+
+    .venv/bin/python bench/search.py                      # the real run: 100k then 1M images (run it alone)
+    .venv/bin/python bench/search.py --sizes 2000 --queries 30   # a smoke run (~1 min)
+
+For each catalogue size, rows (``Image``, ready) and random unit vectors (``Embedding``) are inserted directly in
+bulk into a private embedded-mode data folder (``bench/work/search``, SQLite), a snapshot is built with the
+project's own ``index_build``, and then, for the same queries in the same process, we time:
+
+- *bare*: ``Encoder.encode_texts([q])`` plus ``index_search`` for the page (k = limit): the floor any interface pays;
+- *rest*: ``GET /api/v1/search?q=...&limit=24`` over real HTTP on loopback (WSGI server thread, whole middleware
+  stack, DRF, query parsing, filters, database hydration, JSON), with the text-vector cache cleared before each
+  request so the REST path encodes too.
+
+Model: the real ViT-B/32 CLIP architecture with random weights (same cost as ``openai/clip-vit-base-patch32``).
+Prints a table and writes ``bench/results/search.json``; ``targets.api_overhead_p50_1m`` is
+``(rest_p50 - bare_p50) / bare_p50`` at 1M images and must be ≤ 0.30.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORK = ROOT / "bench" / "work" / "search"
+MODEL_ID = "bench-random-vit-b32"
+LIMIT = 24
+WORDS = ("red", "blue", "green", "circle", "square", "star", "beach", "dog", "sunset", "city", "two", "small")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated catalogue sizes, ascending")
+    parser.add_argument("--queries", type=int, default=200, help="timed queries per size and path")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
+    parser.add_argument("--keep", action="store_true", help="keep bench/work/search afterwards")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
+        os.environ.pop(key, None)
+    os.environ.update(SEMSEARCH_DATA_DIR=str(WORK), SEMSEARCH_MODEL_ID=MODEL_ID, THROTTLE_SEARCH="100000000/min",
+                      LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="semsearch_site.settings")  # fmt: skip
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    encoder = install_encoder()
+    server, base_url = start_server()
+    results: dict[str, Any] = {"machine": machine(), "model": "ViT-B/32 architecture, random weights",
+                               "database": "SQLite (embedded default)", "limit": LIMIT, "sizes": {}}  # fmt: skip
+    inserted = 0
+    try:
+        for size in sizes:
+            started = time.perf_counter()
+            insert_catalogue(start=inserted, stop=size, dimension=encoder.dimension)
+            insert_s = time.perf_counter() - started
+            inserted = size
+            build = build_index()
+            row = measure(encoder, base_url, args.queries)
+            row.update(images=size, insert_seconds=round(insert_s, 1), index=build)
+            results["sizes"][str(size)] = row
+            print_row(size, row)
+    finally:
+        server.shutdown()
+    largest = results["sizes"][str(sizes[-1])]
+    key = "api_overhead_p50_1m" if sizes[-1] >= 1_000_000 else f"api_overhead_p50_{sizes[-1]}"
+    value = largest["overhead_p50"]
+    results["targets"] = {key: {"value": value, "target": 0.30, "direction": "<=", "pass": value <= 0.30}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(f"\ntarget {key}: {value:.3f} (<= 0.30) {'PASS' if value <= 0.30 else 'MISS'}\nwrote {out}")
+    if not args.keep:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def install_encoder() -> Any:
+    """A random-weight ViT-B/32 ``Encoder`` registered as the configured model, so the web path uses it too."""
+    import torch
+    from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    from search.embeddings import registry
+    from search.embeddings.encoder import Encoder
+    from search.embeddings.precision import prepare_model, resolve_precision
+
+    torch.manual_seed(0)
+    precision = resolve_precision("auto", "cpu")
+    model = prepare_model(CLIPModel(CLIPConfig()).eval(), precision, "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(ROOT / "models" / "tiny-clip", model_max_length=77)
+    encoder = Encoder(model_id=MODEL_ID, model_key=MODEL_ID, model=model, tokenizer=tokenizer,
+                      image_processor=CLIPImageProcessor(), device="cpu", precision=precision,
+                      batch_size=16)  # fmt: skip
+    registry._slot(MODEL_ID, "").encoder = encoder
+    return encoder
+
+
+def insert_catalogue(*, start: int, stop: int, dimension: int, chunk: int = 20_000) -> None:
+    """Images ``start+1..stop`` (ready, no files) and one random unit vector each, by bulk SQL."""
+    from django.db import connection, transaction
+
+    rng = np.random.default_rng(start)
+    now = "2026-01-01 00:00:00"
+    for first in range(start, stop, chunk):
+        last = min(stop, first + chunk)
+        vectors = rng.standard_normal((last - first, dimension), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        images = [(n + 1, f"{n + 1:064x}", f"originals/{n + 1}.jpg", f"thumbnails/{n + 1}.webp", 640, 480, "JPEG",
+                   50_000, f"bench picture {n + 1}", "", "", "", "", '["bench"]', now, now, "ready", "")
+                  for n in range(first, last)]  # fmt: skip
+        embeddings = [(n + 1, n + 1, MODEL_ID, dimension, vectors[n - first].astype("<f4").tobytes(), now)
+                      for n in range(first, last)]  # fmt: skip
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO images_image (id, content_hash, original, thumbnail, width, height, format, file_size, "
+                "title, original_filename, source_url, source_link, attribution, tags, created_at, updated_at, "
+                "status, failure_reason) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "%s, %s)",
+                images,
+            )
+            cursor.executemany(
+                "INSERT INTO search_embedding (id, image_id, model_key, dimension, vector, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s)",
+                embeddings,
+            )
+        print(f"  inserted {last:,} images", end="\r", flush=True)
+    print()
+
+
+def build_index() -> dict[str, Any]:
+    from search.index import index_build, reader_refresh
+
+    started = time.perf_counter()
+    built = index_build(model_key=MODEL_ID, force=True)
+    reader_refresh(model_key=MODEL_ID, block=True)
+    return {"factory": built.get("factory"), "recall_at_10": built.get("recall_at_10"),
+            "build_seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+def start_server() -> tuple[Any, str]:
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    from django.core.wsgi import get_wsgi_application
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = make_server("127.0.0.1", 0, get_wsgi_application(), server_class=WSGIServer, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def queries(n: int, salt: int) -> list[str]:
+    rng = np.random.default_rng(salt)
+    return [" ".join(rng.choice(WORDS, size=int(rng.integers(2, 6)))) + f" {i}" for i in range(n)]
+
+
+def measure(encoder: Any, base_url: str, n: int) -> dict[str, Any]:
+    """Interleaved bare and REST timings over the same queries (cache cleared before each REST request)."""
+    import urllib3
+
+    from search.index import index_search
+    from search.services.query_vectors import TEXT_VECTOR_CACHE
+
+    http = urllib3.PoolManager(retries=False, timeout=60)
+    encode_ms, index_ms, bare_ms, rest_ms = [], [], [], []
+    for warm, text in enumerate(queries(n + 10, n)):
+        t0 = time.perf_counter()
+        vector = encoder.encode_texts([text])
+        t1 = time.perf_counter()
+        hits = index_search(model_key=MODEL_ID, vectors=vector, k=LIMIT)[0]
+        t2 = time.perf_counter()
+        TEXT_VECTOR_CACHE.clear()
+        t3 = time.perf_counter()
+        response = http.request("GET", f"{base_url}/api/v1/search", fields={"q": text, "limit": str(LIMIT)})
+        t4 = time.perf_counter()
+        if response.status != 200 or len(json.loads(response.data)["results"]) != min(LIMIT, len(hits)):
+            raise SystemExit(f"REST search failed: {response.status} {response.data[:300]!r}")
+        if warm < 10:
+            continue
+        encode_ms.append((t1 - t0) * 1000)
+        index_ms.append((t2 - t1) * 1000)
+        bare_ms.append((t2 - t0) * 1000)
+        rest_ms.append((t4 - t3) * 1000)
+    bare_p50, rest_p50 = statistics.median(bare_ms), statistics.median(rest_ms)
+    return {
+        "encode_p50_ms": round(statistics.median(encode_ms), 2),
+        "index_p50_ms": round(statistics.median(index_ms), 2),
+        "bare_p50_ms": round(bare_p50, 2),
+        "bare_p99_ms": round(_p99(bare_ms), 2),
+        "rest_p50_ms": round(rest_p50, 2),
+        "rest_p99_ms": round(_p99(rest_ms), 2),
+        "overhead_p50": round((rest_p50 - bare_p50) / bare_p50, 3),
+        "queries": len(rest_ms),
+    }
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform()}  # fmt: skip
+
+
+def print_row(size: int, row: dict[str, Any]) -> None:
+    print(
+        f"{size:>9,} images  index {row['index']['factory']}  encode p50 {row['encode_p50_ms']} ms  "
+        f"index p50 {row['index_p50_ms']} ms  bare p50/p99 {row['bare_p50_ms']}/{row['bare_p99_ms']} ms  "
+        f"REST p50/p99 {row['rest_p50_ms']}/{row['rest_p99_ms']} ms  overhead p50 {row['overhead_p50']:.1%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
