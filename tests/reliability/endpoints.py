@@ -75,7 +75,8 @@ def api_operations(schema: dict[str, Any] | None = None) -> list[Operation]:
 
 
 def page_routes() -> list[str]:
-    """Routes outside the REST API and the admin, from the URL resolver, with parameters written as ``{}``."""
+    """Routes outside the REST API and the admin, from the URL resolver, with parameters written as ``{}`` (and the
+    trailing slash, if any, kept so a URL built from one needs no redirect)."""
     routes: list[str] = []
 
     def walk(patterns: list[Any], prefix: str) -> None:
@@ -91,7 +92,7 @@ def page_routes() -> list[str]:
     for route in routes:
         if route.startswith(("admin/", "api/", "^")) or "(?P<format>" in route:
             continue
-        pages.append(re.sub(r"<[^>]+>", "{}", route).lstrip("^").rstrip("$").rstrip("/"))
+        pages.append(re.sub(r"<[^>]+>", "{}", route).lstrip("^").rstrip("$"))
     return sorted(set(pages))
 
 

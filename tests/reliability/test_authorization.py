@@ -133,7 +133,7 @@ def call(client: APIClient, op: Operation, url: str, kwargs: dict[str, Any]) -> 
 def test_every_promised_endpoint_exists() -> None:
     # Given the generated schema and the URL map
     discovered = {op.key for op in api_operations()}
-    pages = set(page_routes())
+    pages = {route.rstrip("/") for route in page_routes()}
     # Then every promised REST operation and page is served
     assert not EXPECTED_OPERATIONS - discovered, f"missing REST operations: {sorted(EXPECTED_OPERATIONS - discovered)}"
     assert not EXPECTED_PAGES - pages, f"missing pages: {sorted(EXPECTED_PAGES - pages)}"
@@ -306,3 +306,21 @@ def test_token_writes_need_no_csrf_and_bad_tokens_are_401(users: dict[str, User 
         assert bad.get("/api/v1/status").status_code == 401, header
         _, kwargs = request_for(schema, upload, 0, 12)
         assert bad.post(url, **kwargs).status_code == 401, header
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+def test_web_form_posts_need_csrf_token(users: dict[str, User | None]) -> None:
+    # Given every page route, and a browser-like client (signed in, CSRF enforced) without the form's token
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["staff"])
+    image = new_image()
+    statuses = {}
+    for route in page_routes():
+        url = "/" + route.replace("{}", str(image.pk))
+        # When it posts a form (a picture to search with) to the page
+        picture = SimpleUploadedFile("form.png", _png(99), content_type="image/png")
+        statuses[url] = client.post(url, {"picture": picture}).status_code
+    # Then every page that takes posts refuses it for the missing token; the others do not take posts at all
+    assert all(code in (403, 405) for code in statuses.values()), statuses
+    assert 403 in statuses.values(), f"no page takes form posts any more: {statuses}"
