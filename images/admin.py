@@ -1,27 +1,118 @@
-"""Admin for the catalogue: list with thumbnails, status filters, search by title, attribution and hash."""
+"""Admin for the catalogue: list with thumbnails and status filters, multi-file and zip upload, re-embed and
+delete actions (files removed too), and a queue progress page."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from collections import Counter
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
-from .models import Image
+from .models import Image, ImageStatus
+from .selectors import image_status_counts
+from .services import image_delete, images_reembed
+from .services.uploads import uploaded_file_read, uploads_ingest
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*,.zip,.heic,.avif"}))
+        super().__init__(*args, allow_empty_file=True, **kwargs)
+
+    def clean(self, data, initial=None):
+        items = data if isinstance(data, list | tuple) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in items]
+
+
+class UploadForm(forms.Form):
+    files = MultipleFileField(help_text="Images (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF) and/or zip archives.")
+    title = forms.CharField(required=False, max_length=500)
+    attribution = forms.CharField(required=False, max_length=500)
+    source_link = forms.URLField(required=False, max_length=2000)
+    tags = forms.CharField(required=False, help_text="Comma-separated.")
 
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ["id", "preview", "title", "status", "format", "width", "height", "uploader", "created_at"]
+    list_display = ["id", "preview", "title", "status_badge", "format", "width", "height", "uploader", "created_at"]
     list_display_links = ["id", "preview", "title"]
     list_filter = ["status", "format", "created_at"]
     search_fields = ["title", "attribution", "original_filename", "content_hash", "source_url"]
     readonly_fields = ["content_hash", "width", "height", "format", "file_size", "created_at", "updated_at",
-                       "preview"]  # fmt: skip
+                       "preview", "status", "failure_reason", "original", "thumbnail"]  # fmt: skip
     date_hierarchy = "created_at"
     list_per_page = 50
+    actions = ["reembed"]
+    change_list_template = "admin/images/image/change_list.html"
 
     @admin.display(description="Preview")
     def preview(self, obj: Image) -> str:
         if not obj.thumbnail:
             return "—"
-        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px" loading="lazy">',
-                           obj.thumbnail.url)  # fmt: skip
+        return format_html('<img src="/media/{}" alt="" style="max-height:64px;max-width:96px" loading="lazy">',
+                           obj.thumbnail.name)  # fmt: skip
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj: Image) -> str:
+        if obj.status == ImageStatus.FAILED:
+            return format_html('<span title="{}">failed: {}</span>', obj.failure_reason, obj.failure_reason[:80])
+        return obj.get_status_display()
+
+    @admin.action(description="Re-embed selected images", permissions=["change"])
+    def reembed(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        count = images_reembed(image_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} image(s) set to pending and queued for embedding.", messages.SUCCESS)
+
+    def delete_model(self, request: HttpRequest, obj: Image) -> None:
+        image_delete(image=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        for image in queryset:
+            image_delete(image=image)
+
+    def get_urls(self):
+        own = [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="images_image_upload"),
+            path("queue/", self.admin_site.admin_view(self.queue_view), name="images_image_queue"),
+        ]
+        return own + super().get_urls()
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        results, counts = [], Counter()
+        form = UploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            files = [(f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"]]
+            results = uploads_ingest(files=files, title=data["title"], attribution=data["attribution"],
+                                     source_link=data["source_link"], tags=data["tags"].split(","),
+                                     uploader=request.user)  # fmt: skip
+            counts.update(outcome.status for outcome in results)
+            level = messages.WARNING if counts["rejected"] else messages.SUCCESS
+            self.message_user(request, f"{counts['created']} created, {counts['existing']} already stored, "
+                                       f"{counts['rejected']} rejected.", level)  # fmt: skip
+            form = UploadForm()
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "results": results, "title": "Upload images"}  # fmt: skip
+        return TemplateResponse(request, "admin/images/image/upload.html", context)
+
+    def queue_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        from workers.selectors import queue_depths
+
+        failures = Image.objects.filter(status=ImageStatus.FAILED).order_by("-updated_at")[:20]
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Embedding progress",
+                   "counts": image_status_counts(), "queues": queue_depths(), "recent_failures": failures}  # fmt: skip
+        return TemplateResponse(request, "admin/images/image/queue.html", context)
