@@ -97,3 +97,14 @@ def test_env_example_documents_every_variable_the_project_reads():
 
     # Then none is missing
     assert read - documented == set()
+
+
+def test_web_health_check_is_valid_python_that_targets_healthz(compose):
+    # Given the web health check as compose will run it
+    test = compose["services"]["web"]["healthcheck"]["test"]
+
+    # Then it runs the image's Python on a snippet that compiles and probes /healthz with a Host header
+    assert test[:3] == ["CMD", "python", "-c"]
+    compile(test[3], "<healthcheck>", "exec")
+    assert "http://127.0.0.1:8000/healthz" in test[3]
+    assert "'Host'" in test[3]
