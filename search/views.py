@@ -51,7 +51,8 @@ def home(request: HttpRequest) -> HttpResponse:
         terms = query_parse(text=q) + ((picture[0],) if picture else ())
         query = search_query_from_params(params=params, terms=terms, interface="web")
         page = search_run(query=query)
-        context.update(page=page, pages=_page_links(request, page.previous_offset, page.next_offset))
+        context.update(page=page, results_end=page.offset + len(page.hits))
+        context["pages"] = _page_links(request, page.previous_offset, page.next_offset)
     except DomainError as error:
         context["error"] = error.message
         status_code = error.status_code

@@ -106,6 +106,13 @@ def test_post_json_terms_with_weights(catalogue: list[Image]) -> None:
     assert [r["image"]["title"] for r in response.json()["results"]] == ["pic 0", "pic 1"]
 
 
+def test_post_json_with_ten_thousand_terms_is_refused(catalogue: list[Image]) -> None:
+    body = {"terms": [{"text": "a"}] * 10_000}
+    response = APIClient().post("/api/v1/search", body, format="json")
+    assert response.status_code == 400
+    assert "no more than 16" in response.content.decode()
+
+
 def test_post_json_term_needs_exactly_one_kind(catalogue: list[Image]) -> None:
     response = APIClient().post("/api/v1/search", {"terms": [{"weight": 1}]}, format="json")
     assert response.status_code == 400
