@@ -152,3 +152,16 @@ def test_delete_removes_the_row_and_its_files_on_commit(django_capture_on_commit
         image_delete(image=image)
     assert Image.objects.count() == 0
     assert stored_files(media_root) == []
+
+
+@pytest.mark.django_db
+def test_on_commit_sends_embed_images_with_the_new_id(django_capture_on_commit_callbacks, monkeypatch):
+    from workers import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.embed_images, "delay", lambda **kwargs: sent.append(kwargs))
+    with django_capture_on_commit_callbacks(execute=True):
+        image = image_ingest(data=picture_bytes("PNG", color=(40, 41, 42))).image
+    with django_capture_on_commit_callbacks(execute=True):
+        images_reembed(image_ids=[image.pk], model_key="some-model")
+    assert sent == [{"image_ids": [image.pk]}, {"image_ids": [image.pk], "model_key": "some-model"}]
