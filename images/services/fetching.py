@@ -4,6 +4,7 @@ the address checked), every redirect re-checked, a byte cap, a total deadline an
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ipaddress
 import socket
 import threading
@@ -146,7 +147,8 @@ def _get(url: str, *, deadline: float, max_bytes: int, timeout: float) -> tuple[
         if time.monotonic() > deadline:
             raise FetchRejectedError(f"The download took longer than {timeout:g} s.")
         return response.status, headers, b"".join(chunks)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
+        # ValueError covers a certificate for another name (urllib3's CertificateError) and malformed responses.
         if time.monotonic() >= deadline:
             raise FetchRejectedError(f"The download took longer than {timeout:g} s.") from exc
         raise FetchRejectedError(f"Fetching {host} failed: {exc.__class__.__name__}: {exc}.") from exc

@@ -100,3 +100,33 @@ def local_server(routes: dict[str, Route]) -> Iterator[LocalServer]:
     finally:
         server.server.shutdown()
         server.server.server_close()
+
+
+def self_signed_certificate(folder, host: str = "localhost"):
+    """(certificate, key) paths for ``host``, made with the openssl command line."""
+    import subprocess
+
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", f"/CN={host}", "-addext", f"subjectAltName=DNS:{host}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@contextmanager
+def local_tls_server(routes: dict[str, Route], cert, key) -> Iterator[LocalServer]:
+    import ssl
+
+    server = LocalServer(routes)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
+    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.server.shutdown()
+        server.server.server_close()

@@ -13,7 +13,7 @@ from images.services import FetchRejectedError, fetch_url
 from images.services.fetching import address_forbidden_reason
 
 from .pictures import picture_bytes
-from .servers import endless_body, local_server, redirect, send, slow_body
+from .servers import endless_body, local_server, local_tls_server, redirect, self_signed_certificate, send, slow_body
 
 FAKE_DNS = {
     "public.example": ["93.184.216.34"],
@@ -166,3 +166,32 @@ def test_an_error_status_is_refused(server):
 )  # fmt: skip
 def test_address_classification(address, public):
     assert (address_forbidden_reason(address) is None) is public
+
+
+def test_https_verifies_the_certificate_for_the_name_while_connecting_to_the_checked_address(
+    settings, tmp_path, monkeypatch
+):
+    cert, key = self_signed_certificate(tmp_path, "localhost")
+    with local_tls_server({"/cat.png": lambda h: send(h, PNG)}, cert, key) as server:
+        settings.SEMSEARCH_FETCH_ALLOWLIST = [f"localhost:{server.port}"]
+        url = f"https://localhost:{server.port}/cat.png"
+        # An untrusted (self-signed) certificate is refused
+        with pytest.raises(FetchRejectedError, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch_url(url)
+        # Trusted, it is fetched over a connection to the resolved address with the name checked in TLS
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert fetch_url(url).data == PNG
+        # and a certificate for another name is refused even though the address is the same
+        settings.SEMSEARCH_FETCH_ALLOWLIST = [f"127.0.0.1:{server.port}"]
+        with pytest.raises(FetchRejectedError, match=r"doesn't match 'localhost'"):
+            fetch_url(f"https://127.0.0.1:{server.port}/cat.png")
+
+
+def test_a_garbled_response_is_a_clear_error(server):
+    def garbage(handler):
+        handler.wfile.write(b"NOT-HTTP garbage\r\n\r\n")
+        handler.close_connection = True
+
+    server.routes["/garbage.png"] = garbage
+    with pytest.raises(FetchRejectedError, match=r"^Fetching 127\.0\.0\.1 failed: "):
+        fetch_url(server.url("/garbage.png"))
