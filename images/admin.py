@@ -94,7 +94,8 @@ class ImageAdmin(admin.ModelAdmin):
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
-            files = [(f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"]]
+            # read one file at a time, as it is ingested, rather than all of them up front
+            files = ((f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"])
             results = uploads_ingest(files=files, title=data["title"], attribution=data["attribution"],
                                      source_link=data["source_link"], tags=data["tags"].split(","),
                                      uploader=request.user)  # fmt: skip

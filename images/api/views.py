@@ -73,7 +73,8 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         form = s.UploadInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        files = [(f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"]]
+        # read one file at a time, as it is ingested, rather than all of them up front
+        files = ((f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"])
         provenance = {key: data[key] for key in ("title", "attribution", "source_link", "tags")}
         outcomes = uploads_ingest(files=files, uploader=request.user, **provenance)
         counts = Counter({"created": 0, "existing": 0, "rejected": 0})
