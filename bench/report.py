@@ -5,7 +5,8 @@
 Prints, as Markdown:
 
 1. index memory per million vectors for each index type: *computed* from Faiss's storage layout for the active
-   dimension (always printed), and *measured* rows from ``index.json`` where it has them;
+   dimension (always printed), and *measured* rows from ``index.json`` (the index type the builder chose at each
+   benchmarked size, and exact Flat beside it: memory is the RSS growth while building, scaled to one million);
 2. embedding throughput from ``embed.json``: images/s for the whole machine and per core, per image size.
 
 A missing results file is named, not guessed: its table says which ``make bench-*`` target writes it.
@@ -25,35 +26,24 @@ GB = 1e9  # decimal gigabytes, as memory budgets are usually quoted
 
 
 def computed_bytes_per_vector(dim: int, pq_bytes: int = 64, hnsw_m: int = 32) -> dict[str, float]:
-    """Bytes per vector of each index type as Faiss stores it (float32 vectors, 8-byte ids in IndexIDMap2).
+    """Bytes per vector of each index type as Faiss stores it, with the id overheads ``search.index.kinds`` uses.
 
-    IDMap2 keeps the id array (8 B) and a reverse hash map (~32 B an entry); HNSW adds 2*M neighbour links of 4 B on
-    level 0 plus ~1/M of that on upper levels; IVF lists store an 8-byte id beside each code. Coarse centroids and
-    PQ codebooks are fixed costs (a few MB), left out of the per-vector figure.
+    ``Flat`` in ``IndexIDMap2``: float32 vector + 16 B of ids; IVF lists: + 56 B (list id, forward id, reverse-map
+    entry); HNSW adds 2·M neighbour links of 4 B on level 0 and ~1/M of that above (listed for comparison: the
+    builder does not use it). Coarse centroids and PQ codebooks are fixed costs (a few MB), left out.
     """
-    idmap = 8 + 32
     raw = 4 * dim
     return {
-        "Flat": raw + idmap,
-        "IVF,Flat": raw + 8 + idmap,
-        f"HNSW{hnsw_m}": raw + 2 * hnsw_m * 4 * (1 + 1 / hnsw_m) + idmap,
-        f"IVF,PQ{pq_bytes}": pq_bytes + 8 + idmap,
+        "Flat": raw + 16,
+        "IVF,Flat": raw + 56,
+        f"HNSW{hnsw_m}": raw + 2 * hnsw_m * 4 * (1 + 1 / hnsw_m) + 16,
+        f"OPQ{pq_bytes},IVF,PQ{pq_bytes}": pq_bytes + 56,
     }
 
 
 def load(name: str) -> dict[str, Any] | None:
     path = RESULTS / name
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def rows_with(data: Any, key: str) -> list[dict[str, Any]]:
-    """Every dict anywhere in ``data`` that has ``key`` (index.json lists one per index type and size)."""
-    if isinstance(data, dict):
-        found = [data] if key in data else []
-        return found + [row for value in data.values() for row in rows_with(value, key)]
-    if isinstance(data, list):
-        return [row for value in data for row in rows_with(value, key)]
-    return []
 
 
 def memory_table(index: dict[str, Any] | None, dim: int) -> list[str]:
@@ -63,14 +53,18 @@ def memory_table(index: dict[str, Any] | None, dim: int) -> list[str]:
     if index is None:
         lines.append("| (measured) | run `make bench-index` | bench/results/index.json missing |")
         return lines
-    for row in rows_with(index, "factory"):
-        bytes_total = row.get("memory_bytes") or row.get("bytes") or row.get("file_bytes")
-        vectors = row.get("vectors") or row.get("vector_count") or row.get("n")
-        if not bytes_total or not vectors:
-            continue
-        extra = ", ".join(f"{k} {row[k]}" for k in ("recall_at_10", "search_ms_p50", "build_seconds") if k in row)
-        source = f"measured, {vectors:,} vectors" + (f", {extra}" if extra else "")
-        lines.append(f"| `{row['factory']}` | {bytes_total / vectors * 1e6 / GB:.2f} GB | {source} |")
+    for run in index.get("runs", []):
+        for name in ("chosen", "flat"):
+            row = run.get(name)
+            if not row or not row.get("memory_bytes"):
+                continue
+            source = (
+                f"measured at {run['vectors']:,} vectors ({name}): recall@10 {row['recall_at_10']}, "
+                f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, build {row['build_seconds']} s"
+            )
+            lines.append(
+                f"| `{row['factory']}` | {row['memory_bytes'] / run['vectors'] * 1e6 / GB:.2f} GB | {source} |"
+            )
     return lines
 
 
