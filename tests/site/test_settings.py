@@ -56,7 +56,8 @@ def test_service_mode_boots_with_postgres_and_redis(tmp_path):
 SHOW_MODE = (
     "from django.conf import settings as s; "
     "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, "
-    "s.CACHES['default']['BACKEND'].rsplit('.', 1)[-1].replace('RedisCache', 'redis').replace('LocMemCache', 'locmem'), "
+    "s.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]"
+    ".replace('RedisCache', 'redis').replace('LocMemCache', 'locmem'), "
     "s.DATA_DIR)"
 )
 
