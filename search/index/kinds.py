@@ -68,6 +68,10 @@ def index_create(*, plan: IndexPlan, ids: np.ndarray, vectors: np.ndarray, seed:
     index = faiss.IndexIDMap2(inner)
     inner.this.disown()
     index.own_fields = True
+    if plan.kind == "ivfpq":
+        # Polysemous training (a slow annealing of code order for Hamming pre-filtering) is on by default and can
+        # take minutes; searches here never use Hamming filtering, they re-rank with the stored vectors.
+        faiss.downcast_index(faiss.extract_index_ivf(inner)).do_polysemous_training = False
     if plan.kind != "flat" and len(ids):
         rng = np.random.default_rng(seed)
         sample = np.sort(rng.choice(len(ids), size=min(plan.train_size, len(ids)), replace=False))

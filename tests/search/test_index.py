@@ -115,7 +115,7 @@ def test_compressed_codes_when_raw_vectors_exceed_the_memory_budget_rerank_with_
     # Given a memory budget smaller than the raw vectors
     settings.SEMSEARCH_INDEX_FLAT_MAX_VECTORS = 1000
     settings.SEMSEARCH_INDEX_MEMORY_BUDGET_MB = 0
-    vectors = clustered(3000, seed=3)
+    vectors = clustered(2000, seed=3)
     ids = images_with_vectors(vectors)
     # When a snapshot is built
     index_build(model_key=KEY)

@@ -94,7 +94,7 @@ def test_a_worker_killed_mid_batch_leaves_every_image_ready_with_exactly_one_emb
 
         embed_images.delay(image_ids=ids)
         # When the worker is SIGKILLed once the first batches are committed
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and Embedding.objects.count() < 2:
             time.sleep(0.02)
         worker.kill()
