@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=200, help="timed queries per size and path")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     parser.add_argument("--keep", action="store_true", help="keep bench/work/search afterwards")
+    parser.add_argument("--tokenizer", default=str(ROOT / "models" / "tiny-clip"), help="CLIP tokenizer folder")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    encoder = install_encoder()
+    encoder = install_encoder(Path(args.tokenizer))
     server, base_url = start_server()
     results: dict[str, Any] = {"machine": machine(), "model": "ViT-B/32 architecture, random weights",
                                "database": "SQLite (embedded default)", "limit": LIMIT, "sizes": {}}  # fmt: skip
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(WORK, ignore_errors=True)
 
 
-def install_encoder() -> Any:
+def install_encoder(tokenizer_dir: Path) -> Any:
     """A random-weight ViT-B/32 ``Encoder`` registered as the configured model, so the web path uses it too."""
     import torch
     from transformers import AutoTokenizer, CLIPConfig, CLIPImageProcessor, CLIPModel
@@ -104,7 +105,8 @@ def install_encoder() -> Any:
     torch.manual_seed(0)
     precision = resolve_precision("auto", "cpu")
     model = prepare_model(CLIPModel(CLIPConfig()).eval(), precision, "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(ROOT / "models" / "tiny-clip", model_max_length=77)
+    # The toy model ships the original OpenAI CLIP BPE vocabulary; ViT-B/32 reads 77 tokens.
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, model_max_length=77)
     encoder = Encoder(model_id=MODEL_ID, model_key=MODEL_ID, model=model, tokenizer=tokenizer,
                       image_processor=CLIPImageProcessor(), device="cpu", precision=precision,
                       batch_size=16)  # fmt: skip

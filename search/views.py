@@ -25,7 +25,7 @@ from semsearch_site.errors import DomainError
 
 FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
 OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
-FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF")
+FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF", "HEIC", "AVIF")
 
 
 @require_http_methods(["GET", "POST"])

@@ -24,6 +24,7 @@ from .search_filters import filters_allowed_ids, filters_queryset
 from .search_ranking import Candidate, cutoffs_apply, duplicates_collapse
 
 FIRST_FETCH_MIN = 64
+UNFILTERED_SLACK = 8
 FETCH_GROWTH = 4
 MAX_FETCH = 200_000  # deepest index search one query may do while over-fetching for a broad filter
 
@@ -92,7 +93,10 @@ def _candidates(
         return [], {}
     base = filters_queryset(filters=query.filters)
     excluded = set(query.exclude_ids)
-    fetch = max(FIRST_FETCH_MIN, 2 * (want + len(excluded)))
+    if query.filters.is_empty:  # nearly every indexed id is a ready image: fetch just the page (plus slack)
+        fetch = want + len(excluded) + UNFILTERED_SLACK
+    else:
+        fetch = max(FIRST_FETCH_MIN, 2 * (want + len(excluded)))
     if allowed is not None:
         fetch = min(fetch, len(allowed))
     created: dict[int, datetime] = {}

@@ -7,7 +7,7 @@ the index search, over-fetching until the page is full (see ``search.services.se
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from images.models import Image, ImageStatus
@@ -26,8 +26,11 @@ def filters_queryset(*, filters: SearchFilters) -> QuerySet[Image]:
         queryset = queryset.filter(created_at__lte=filters.created_before)
     if filters.uploader:
         queryset = queryset.filter(uploader__username=filters.uploader)
-    if filters.formats:
-        queryset = queryset.filter(format__in=[f.upper() for f in filters.formats])
+    if filters.formats:  # stored as Pillow names them ("JPEG", "WebP"): compare without case
+        any_format = Q()
+        for name in filters.formats:
+            any_format |= Q(format__iexact=name)
+        queryset = queryset.filter(any_format)
     if filters.min_width:
         queryset = queryset.filter(width__gte=filters.min_width)
     if filters.min_height:

@@ -23,7 +23,7 @@ def test_each_filter_selects_exactly_the_matching_ready_images() -> None:
     alice = get_user_model().objects.create_user("alice")
     old = image_make(title="old", created_at=days_ago(30), tags=["sea", "summer"], format="JPEG")
     big = image_make(title="big", width=4000, height=3000, uploader=alice, tags=["sea"])
-    small = image_make(title="small", width=100, height=80, tags=["city"], format="WEBP")
+    small = image_make(title="small", width=100, height=80, tags=["city"], format="WebP")
     pending = image_make(title="pending", status=ImageStatus.PENDING, tags=["sea"])
 
     # then every filter narrows to what it says, and pending images never pass

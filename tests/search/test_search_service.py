@@ -189,3 +189,14 @@ def test_stages_and_interface_are_recorded_in_metrics() -> None:
     assert SEARCHES.labels(interface="test")._value.get() == before + 1
     assert SEARCH_STAGE_SECONDS.labels(stage="index")._sum.get() > index_before
     assert set(page.timings_ms) == {"encode", "index", "hydrate"}
+
+
+def test_unready_hits_ranked_first_do_not_starve_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given the five best-ranked indexed images are no longer ready, and no slack in the first fetch
+    images = _fan(12)
+    Image.objects.filter(pk__in=[image.pk for image in images[:5]]).update(status=ImageStatus.FAILED)
+    monkeypatch.setattr(search_module, "UNFILTERED_SLACK", 0)
+    # when asking for a page of four / then the search digs deeper and fills it with ready images
+    page = search_run(query=_like(images[0].pk, limit=4))
+    assert [hit.image.pk for hit in page.hits] == [image.pk for image in images[5:9]]
+    assert page.has_more is True
