@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db import close_old_connections
+from django.db import connections
 
 from search.models import IndexSnapshot
 
@@ -163,7 +163,7 @@ def _swap_in_background(model_key: str, row: dict[str, Any], old: Served) -> Non
             )
         finally:
             old.loading_version = None
-            close_old_connections()
+            connections.close_all()  # this thread's connections only
 
     old.loading_version = row["version"]
     threading.Thread(target=run, name=f"snapshot-load-{model_key}", daemon=True).start()

@@ -36,6 +36,9 @@ def stalled(handle, hasher, data):
     time.sleep(120)
 
 storage._write_chunk = stalled
+import search.index.locks as locks
+
+locks.REDIS_LOCK_TTL_S = 3  # service mode: the dead writer's Redis lock must expire within the test
 from search.index import index_build
 index_build(model_key=sys.argv[1], force=True)
 """
@@ -85,8 +88,14 @@ def test_a_writer_killed_mid_file_leaves_the_previous_version_loadable_and_activ
     hits = index_search(model_key=KEY, vectors=vectors[3], k=5)
     assert [i for i, _ in hits[0]] == exact(np.concatenate([vectors, clustered(10, seed=12)]), ids + new_ids,
                                             vectors[3], 5)  # fmt: skip
-    # And the next build clears the debris and writes v2
-    assert index_build(model_key=KEY)["version"] == 2
+    # And once the dead writer's lock has lapsed (a file lock dies with its process; a Redis lock within its TTL),
+    # the next build clears the debris and writes v2
+    deadline = time.monotonic() + 15
+    result = index_build(model_key=KEY)
+    while result["status"] == "busy" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        result = index_build(model_key=KEY)
+    assert result["version"] == 2
     assert not [p.name for p in folder.iterdir() if TEMP_MARKER in p.name]
 
 
