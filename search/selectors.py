@@ -27,6 +27,13 @@ def image_counts() -> dict[str, int]:
     return counts
 
 
+def images_recent(*, limit: int) -> list[Image]:
+    """The newest ``limit`` ready images (for the search page before a query). One query."""
+    return list(
+        Image.objects.filter(status=ImageStatus.READY).select_related("uploader").order_by("-created_at", "-id")[:limit]
+    )
+
+
 def system_status() -> dict[str, Any]:
     """Model, index, image counts and queue depths; never raises because one part is unavailable."""
     from search.embeddings import encoder_status

@@ -16,15 +16,16 @@ from django.views.decorators.http import require_http_methods
 
 from images.models import Image, ImageStatus
 from search.api.serializers import SearchParamsSerializer
-from search.query import QueryTerm, query_parse
+from search.query import QueryTerm, SearchHit, query_parse
 from search.query.params import search_query_from_params
-from search.selectors import system_status
+from search.selectors import images_recent, system_status
 from search.services.query_pictures import query_picture_load, query_picture_store
 from search.services.search import search_run
 from semsearch_site.errors import DomainError
 
 FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
 OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
+RECENT_COUNT = 12
 FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF", "HEIC", "AVIF")
 
 
@@ -44,6 +45,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if picture is not None:
         context["picture_preview"] = picture[1]
     if not q and picture is None:
+        context["recent"] = [SearchHit(image, 0.0) for image in images_recent(limit=RECENT_COUNT)]
         return render(request, "search/home.html", context)
     status_code = 200
     try:

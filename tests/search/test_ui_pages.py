@@ -128,3 +128,10 @@ def test_detail_page_shows_metadata_and_similar_images(catalogue: list[Image]) -
     assert catalogue[3].pk not in similar
     assert similar[:2] == [catalogue[2].pk, catalogue[4].pk] or similar[:2] == [catalogue[4].pk, catalogue[2].pk]
     assert Client().get("/images/999999/").status_code == 404
+
+
+def test_home_without_a_query_shows_recent_images_without_scores(catalogue: list[Image]) -> None:
+    html = Client().get("/").content.decode()
+    assert 'id="recent"' in html
+    assert _ids(html) == [image.pk for image in reversed(catalogue)][:12]
+    assert 'class="score"' not in html
