@@ -27,16 +27,19 @@ COMPACT_SIGNAL_TTL_S = 60
 
 def index_drift(*, model_key: str) -> dict[str, int | None]:
     """How far the newest snapshot lags the table: ``delta`` (embeddings newer than it) and ``orphans`` (vectors
-    in it whose embedding is gone, i.e. deleted images). ``version`` is None when there is no snapshot."""
+    in it whose embedding is gone, i.e. deleted images, or late-committed rows it missed). ``version`` is None when
+    there is no snapshot."""
     latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
     embeddings = Embedding.objects.filter(model_key=model_key)
     if latest is None:
         return {"version": None, "delta": embeddings.count(), "orphans": 0}
     still_there = embeddings.filter(id__lte=latest.watermark).count()
+    # More rows at or below the watermark than the snapshot holds: rows that committed after the build read past
+    # them (ids are allocated before commit). They are only findable after a rebuild, so they count as drift too.
     return {
         "version": latest.version,
         "delta": embeddings.filter(id__gt=latest.watermark).count(),
-        "orphans": max(0, latest.vector_count - still_there),
+        "orphans": abs(latest.vector_count - still_there),
     }
 
 

@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 1.0
 REBUILD_REQUEST_SECONDS = 60.0
+LATE_COMMIT_SECONDS = 30  # how long an embedding row may take from insert to commit
 EXACT_FILTER_MAX = 4096  # allowed-id sets up to this size are scored exactly from their stored vectors
 SNAPSHOT_FIELDS = ("id", "version", "file_path", "checksum", "factory", "params", "watermark", "created_at")
 
@@ -135,17 +136,26 @@ def _age_seconds(created: Any) -> float:
 
 
 def _delta_refresh(served: Served) -> None:
-    """Append embeddings newer than what ``served`` holds (one small query); swaps the delta reference."""
+    """Add embeddings newer than the snapshot that ``served`` does not hold yet (one small query), including rows
+    committed late with an id below ones already seen (created in the last ``LATE_COMMIT_SECONDS``)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     current = served.delta
-    after = current.last_embedding_id if current is not None else served.watermark
-    fresh = vectors_load(model_key=served.model_key, after_id=after)
     if current is None or current.count == 0:
-        served.delta = fresh
-    elif fresh.count:
+        seen = current.last_embedding_id if current is not None else served.watermark
+        served.delta = vectors_load(model_key=served.model_key, after_id=served.watermark, seen_id=seen,
+                                    recent_since=timezone.now() - timedelta(seconds=LATE_COMMIT_SECONDS))  # fmt: skip
+        return
+    fresh = vectors_load(model_key=served.model_key, after_id=served.watermark, seen_id=current.last_embedding_id,
+                         recent_since=timezone.now() - timedelta(seconds=LATE_COMMIT_SECONDS))  # fmt: skip
+    new = ~np.isin(fresh.ids, current.ids)  # an image has one embedding per model: its id identifies the row
+    if new.any():
         served.delta = VectorSet(
-            np.concatenate([current.ids, fresh.ids]),
-            np.concatenate([current.vectors, fresh.vectors]),
-            fresh.last_embedding_id,
+            np.concatenate([current.ids, fresh.ids[new]]),
+            np.concatenate([current.vectors, fresh.vectors[new]]),
+            max(current.last_embedding_id, fresh.last_embedding_id),
         )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from search.models import Embedding
 
@@ -34,10 +35,19 @@ def _empty(after_id: int, dimension: int = 0) -> VectorSet:
     return VectorSet(np.empty(0, dtype=np.int64), np.empty((0, dimension), dtype=np.float32), after_id)
 
 
-def vectors_load(*, model_key: str, after_id: int = 0, upto_id: int | None = None) -> VectorSet:
+def vectors_load(
+    *,
+    model_key: str,
+    after_id: int = 0,
+    upto_id: int | None = None,
+    seen_id: int | None = None,
+    recent_since: datetime | None = None,
+) -> VectorSet:
     """Every embedding of ``model_key`` with ``after_id < id <= upto_id``, in embedding-id order.
 
-    Reads in keyset-paginated chunks so memory stays at one copy of the vectors; read-only.
+    With ``seen_id``, only rows above it or created since ``recent_since``: ids are allocated at insert but rows
+    become visible at commit, so a row with a lower id can appear after a higher one was read. Reads in
+    keyset-paginated chunks so memory stays at one copy of the vectors; read-only.
     """
     ids: list[int] = []
     blobs: list[bytes] = []
@@ -47,6 +57,8 @@ def vectors_load(*, model_key: str, after_id: int = 0, upto_id: int | None = Non
         query = Embedding.objects.filter(model_key=model_key, id__gt=last)
         if upto_id is not None:
             query = query.filter(id__lte=upto_id)
+        if seen_id is not None:
+            query = query.filter(Q(id__gt=seen_id) | Q(created_at__gte=recent_since))
         rows = list(query.order_by("id").values_list("id", "image_id", "dimension", "vector")[:CHUNK])
         if not rows:
             break
@@ -60,9 +72,9 @@ def vectors_load(*, model_key: str, after_id: int = 0, upto_id: int | None = Non
         if len(rows) < CHUNK:
             break
     if not ids:
-        return _empty(after_id)
+        return _empty(max(after_id, seen_id or 0))
     matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32, copy=False).reshape(len(ids), dimension)
-    return VectorSet(np.asarray(ids, dtype=np.int64), matrix, last)
+    return VectorSet(np.asarray(ids, dtype=np.int64), matrix, max(last, seen_id or 0))
 
 
 def stored_vectors(*, model_key: str, image_ids: Sequence[int]) -> dict[int, np.ndarray]:

@@ -199,3 +199,26 @@ def test_readiness_and_status_report_the_active_models_snapshot():
         KEY, 1, "Flat", 50, 0)  # fmt: skip
     assert status["images"]["ready"] == 50
     assert status["pending"] == 0
+
+
+@pytest.mark.django_db
+def test_an_embedding_committed_late_with_a_lower_id_still_reaches_the_delta():
+    # Given a snapshot served by this process and a delta that has already seen embedding id N+10
+    vectors = clustered(50, seed=8)
+    images_with_vectors(vectors)
+    index_build(model_key=KEY)
+    base = Embedding.objects.order_by("-id").first().id
+    early, late = Image.objects.bulk_create(
+        Image(content_hash=hashlib.sha256(f"late-{i}".encode()).hexdigest(), original="originals/x.png", width=8,
+              height=8, format="PNG", status=ImageStatus.READY) for i in range(2)
+    )  # fmt: skip
+    fresh = clustered(2, seed=9)
+    Embedding.objects.create(id=base + 10, image=early, model_key=KEY, dimension=DIM, vector=fresh[0].tobytes())
+    assert reader_refresh(model_key=KEY, block=True).delta.count == 1
+    # When a row with a lower id commits afterwards (ids are allocated before commit)
+    Embedding.objects.create(id=base + 5, image=late, model_key=KEY, dimension=DIM, vector=fresh[1].tobytes())
+    served = reader_refresh(model_key=KEY, block=True)
+    # Then it joins the delta too, once, and is found
+    assert sorted(served.delta.ids.tolist()) == sorted([early.id, late.id])
+    assert index_search(model_key=KEY, vectors=fresh[1], k=1)[0][0][0] == late.id
+    assert reader_refresh(model_key=KEY, block=True).delta.count == 2
