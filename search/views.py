@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -33,6 +35,8 @@ FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF", "HEIC", "AVIF")
 def home(request: HttpRequest) -> HttpResponse:
     """GET: search with ``q`` (query syntax), an optional cached ``picture`` and filters. POST: a picture upload,
     encoded and cached, then a redirect to the equivalent GET (so pages and filters work on it)."""
+    if _login_needed(request):
+        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     if request.method == "POST":
         return _picture_post(request)
     context: dict[str, Any] = {"status": system_status(), "form": request.GET, "formats": FORMATS}
@@ -59,6 +63,11 @@ def home(request: HttpRequest) -> HttpResponse:
         context["error"] = error.message
         status_code = error.status_code
     return render(request, "search/home.html", context, status=status_code)
+
+
+def _login_needed(request: HttpRequest) -> bool:
+    """Search pages follow the API: private when ``SEMSEARCH_SEARCH_PUBLIC`` is false."""
+    return not settings.SEMSEARCH_SEARCH_PUBLIC and not request.user.is_authenticated
 
 
 def _params(data: Any) -> dict[str, Any]:
@@ -99,6 +108,8 @@ def _picture_post(request: HttpRequest) -> HttpResponse:
 
 def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One image: the picture, its metadata and provenance, and the images most like it."""
+    if _login_needed(request):
+        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     image = get_object_or_404(Image.objects.select_related("uploader"), pk=pk, status=ImageStatus.READY)
     context: dict[str, Any] = {"status": system_status(), "image": image}
     try:

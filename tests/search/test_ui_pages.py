@@ -135,3 +135,16 @@ def test_home_without_a_query_shows_recent_images_without_scores(catalogue: list
     assert 'id="recent"' in html
     assert _ids(html) == [image.pk for image in reversed(catalogue)][:12]
     assert 'class="score"' not in html
+
+
+def test_private_search_sends_anonymous_visitors_to_sign_in(catalogue: list[Image], settings) -> None:
+    from django.contrib.auth import get_user_model
+
+    settings.SEMSEARCH_SEARCH_PUBLIC = False
+    for url in ("/", f"/images/{catalogue[0].pk}/"):
+        response = Client().get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/?next=")
+    member = Client()
+    member.force_login(get_user_model().objects.create_user("member"))
+    assert member.get("/", {"q": f"image:{catalogue[0].pk}"}).status_code == 200
