@@ -159,14 +159,24 @@ def _delta_refresh(served: Served) -> None:
         )
 
 
+def _swap(model_key: str, row: dict[str, Any], old: Served) -> Served:
+    """Load ``row``'s version and make it the served one; if its file is unusable while ``old`` serves a good
+    snapshot, keep ``old`` (its delta covers everything since) and remember the broken version (no retry loop)."""
+    new = _load(model_key, row)
+    if new.index is None and old.index is not None:
+        old.broken_version = row["version"]
+        return old
+    _delta_refresh(new)
+    new.checked_at = time.monotonic()
+    with _SERVED_LOCK:
+        _SERVED[model_key] = new
+    return new
+
+
 def _swap_in_background(model_key: str, row: dict[str, Any], old: Served) -> None:
     def run() -> None:
         try:
-            new = _load(model_key, row)
-            _delta_refresh(new)
-            new.checked_at = time.monotonic()
-            with _SERVED_LOCK:
-                _SERVED[model_key] = new
+            _swap(model_key, row, old)
         except Exception:
             logger.exception(
                 "loading %s snapshot v%s failed; still serving the previous one", model_key, row["version"]
@@ -195,20 +205,19 @@ def reader_refresh(*, model_key: str, block: bool = False) -> Served:
                 return served
     if not block and time.monotonic() - served.checked_at < REFRESH_SECONDS:
         return served
-    if not served.lock.acquire(blocking=block):
+    lock = served.lock
+    if not lock.acquire(blocking=block):
         return served  # another thread is checking right now; the current state is at most a second old
     try:
         row = _latest_row(model_key)
         newest = row["version"] if row else None
         if newest is not None and newest not in (served.version, served.broken_version, served.loading_version):
             if block:
-                new = _load(model_key, row)
-                _delta_refresh(new)
-                new.checked_at = time.monotonic()
-                with _SERVED_LOCK:
-                    _SERVED[model_key] = new
-                return new
-            _swap_in_background(model_key, row, served)
+                swapped = _swap(model_key, row, served)
+                if swapped is not served:
+                    return swapped
+            else:
+                _swap_in_background(model_key, row, served)
         elif newest is None and served.version is not None:
             served = _load(model_key, None)  # snapshot rows removed (model retired): serve exactly
             with _SERVED_LOCK:
@@ -219,7 +228,7 @@ def reader_refresh(*, model_key: str, block: bool = False) -> Served:
         served.checked_at = time.monotonic()
         return served
     finally:
-        served.lock.release()
+        lock.release()
 
 
 def reader_reset() -> None:

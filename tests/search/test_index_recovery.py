@@ -179,3 +179,27 @@ def test_a_new_version_is_swapped_in_without_blocking_searches():
     # Then the new version was noticed within a couple of seconds and swapped in
     assert versions >= {1, 2} or versions == {2}
     assert reader_refresh(model_key=KEY).version == 2
+
+
+@pytest.mark.django_db
+def test_a_broken_new_version_leaves_the_good_one_in_service(caplog):
+    # Given a process serving v1
+    vectors = clustered(150, seed=17)
+    ids = images_with_vectors(vectors)
+    index_build(model_key=KEY)
+    assert reader_refresh(model_key=KEY).version == 1
+    # When v2 is recorded but its file is damaged before this process loads it
+    more = clustered(3, seed=18)
+    more_ids = images_with_vectors(more, start=7000)
+    index_build(model_key=KEY)
+    path = Path(django_settings.INDEX_ROOT) / IndexSnapshot.objects.get(version=2).file_path
+    path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level(logging.ERROR, logger="search.index.reader"):
+        served = reader_refresh(model_key=KEY, block=True)
+        again = reader_refresh(model_key=KEY, block=True)
+    # Then v1 keeps serving (with the newer embeddings through its delta), v2 is not retried every second
+    assert (served.version, served.broken_version, served.index is not None) == (1, 2, True)
+    assert again is served
+    assert sum("SNAPSHOT UNUSABLE" in r.getMessage() for r in caplog.records) == 1
+    hits = index_search(model_key=KEY, vectors=more[1], k=3)
+    assert [i for i, _ in hits[0]] == exact(np.concatenate([vectors, more]), ids + more_ids, more[1], 3)
