@@ -8,7 +8,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, update_wrapper
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -97,7 +97,13 @@ def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None =
     """
     ids = [int(pk) for pk in image_ids]
     if ids:
-        transaction.on_commit(partial(_embed_send, ids, model_key), robust=True)
+        transaction.on_commit(_named(partial(_embed_send, ids, model_key)), robust=True)
+
+
+def _named(callback: partial) -> partial:
+    """``callback`` with its function's name: Django's robust ``on_commit`` logs ``__qualname__`` when a callback
+    fails, and a bare partial has none, so a broker outage became an AttributeError (a 500) after the commit."""
+    return update_wrapper(callback, callback.func)
 
 
 def _embed_send(image_ids: list[int], model_key: str | None) -> None:
@@ -227,4 +233,4 @@ def image_delete(*, image: Image) -> None:
     with transaction.atomic():
         Image.objects.filter(pk=image.pk).delete()
         for name in names:
-            transaction.on_commit(partial(media_file_delete, name=name), robust=True)
+            transaction.on_commit(_named(partial(media_file_delete, name=name)), robust=True)
