@@ -224,6 +224,12 @@ class Stack:
         out = self.shell(code)
         return json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
 
+    def web_errors(self, lines: int = 30) -> str:
+        """The last error lines (tracebacks' last lines included) gunicorn logged, for failure messages."""
+        log = self.web.log if self.web is not None else []
+        picked = [line for line in log if "Error" in line or "Traceback" in line or "ERROR" in line]
+        return "".join(picked[-lines:])
+
     def stop_all(self) -> None:
         for process in (self.web, self.worker, *self.extra_workers):
             if process is not None:

@@ -236,7 +236,8 @@ def app_env(
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "SEMSEARCH_DATA_DIR": str(data_dir),
-            "SEMSEARCH_MODEL_ID": "toy",
+            # The bundled toy model; SEMSEARCH_RELIABILITY_MODEL_ID points the stack at another local model folder.
+            "SEMSEARCH_MODEL_ID": os.environ.get("SEMSEARCH_RELIABILITY_MODEL_ID", "toy"),
             "SECRET_KEY": "reliability-tests-only-not-a-secret-0123456789abcdefghijklmnop",
             "DJANGO_SETTINGS_MODULE": "semsearch_site.settings",
             "DATABASE_CONNECT_TIMEOUT": "2",
@@ -293,10 +294,11 @@ def make_tempdir(prefix: str) -> Path:
 
 
 def png_pictures(count: int, seed: int, size: int = 64) -> Iterable[tuple[bytes, str]]:
-    """``count`` distinct toy-model pictures as (PNG bytes, caption), deterministic for ``seed``."""
+    """``count`` distinct toy-model pictures as (PNG bytes, caption), deterministic for ``seed``, drawn lazily."""
     from search.embeddings.toy_data import random_captioned_pictures
 
-    for picture, caption, _ in random_captioned_pictures(count, seed, size=size):
+    for number in range(count):
+        ((picture, caption, _),) = random_captioned_pictures(1, seed * 1_000_003 + number, size=size)
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
         yield buffer.getvalue(), caption

@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -55,7 +56,9 @@ def _damage(path: Path, fault: str) -> None:
 
 def _searching(http: Http) -> Traffic:
     queries = itertools.cycle(QUERIES)
-    return Traffic({"search": lambda n: http.get(f"/api/v1/search?q={next(queries)}&limit=5")}, threads_per_op=2)
+    return Traffic(
+        {"search": lambda n: http.get(f"/api/v1/search?q={quote_plus(next(queries))}&limit=5")}, threads_per_op=2
+    )
 
 
 def _healthy_rebuild(stack: Stack, older_than: int) -> tuple[int, str, str] | None:
