@@ -109,7 +109,7 @@ def test_a_worker_killed_mid_batch_leaves_every_image_ready_with_exactly_one_emb
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and Image.objects.filter(status=ImageStatus.PENDING).exists():
             index_reconcile()
-            time.sleep(3)
+            time.sleep(1)
     finally:
         restarted.stop()
     # Then every image is ready, with exactly one embedding for the model
