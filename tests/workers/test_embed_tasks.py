@@ -117,3 +117,54 @@ def test_a_worker_killed_mid_batch_leaves_every_image_ready_with_exactly_one_emb
     assert set(Image.objects.values_list("status", flat=True)) == {ImageStatus.READY}
     per_image = list(Embedding.objects.filter(model_key=key).values_list("image_id", flat=True))
     assert sorted(per_image) == sorted(ids)
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_model_switch_on_a_real_worker_keeps_search_answering_and_activates_only_when_complete(settings, tmp_path):
+    import shutil
+
+    from django.conf import settings as live_settings
+
+    from search.embeddings.loading import resolve_source
+    from search.index import index_build, stored_vectors
+    from search.models import IndexSnapshot, SearchModel, SearchModelState
+    from search.services.models import model_switch_start
+
+    # Given 12 images embedded and indexed with the current model
+    ids, _ = stored_pictures(12, seed=3)
+    old_key = active_model_key()
+    assert embedding_compute(image_ids=ids)["embedded"] == 12
+    index_build(model_key=old_key)
+    # And a second model: the same weights in another folder, so it has another key
+    copy = tmp_path / "second-model"
+    shutil.copytree(resolve_source(live_settings.SEMSEARCH_MODEL_ID).location, copy)
+    worker = WorkerProcess("embed,index,default", {"SEMSEARCH_MODEL_ID": live_settings.SEMSEARCH_MODEL_ID})
+    worker.start()
+    try:
+        # When the switch starts, and searches keep coming while the worker re-embeds in the background
+        new_key = model_switch_start(model_id=str(copy)).model_key
+        assert new_key != old_key
+        seen_keys = []
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            active_model_key_forget()
+            key = active_model_key()
+            seen_keys.append(key)
+            if key == new_key:
+                # Then at the moment it becomes active, the new model covers every image and has its snapshot
+                assert Embedding.objects.filter(model_key=new_key).count() == 12
+                assert IndexSnapshot.objects.filter(model_key=new_key, vector_count=12).exists()
+            query = stored_vectors(model_key=key, image_ids=[ids[4]])[ids[4]]
+            hits = index_search(model_key=key, vectors=query, k=3)
+            assert hits[0][0][0] == ids[4]  # every search answers, with whichever model is active
+            if key == new_key:
+                break
+            time.sleep(0.5)
+    finally:
+        worker.stop()
+    # And the switch happened once, old to new, and the old model's embeddings were kept
+    assert seen_keys[0] == old_key
+    assert seen_keys[-1] == new_key
+    assert SearchModel.objects.get(model_key=old_key).state == SearchModelState.RETIRED
+    assert Embedding.objects.filter(model_key=old_key).count() == 12
