@@ -9,7 +9,7 @@ from django.db.models import Count
 from images.models import Image, ImageStatus
 from search.models import Embedding, IndexSnapshot
 
-from .kinds import FLAT_MAX_VECTORS
+from .build import index_settings
 
 
 def _active_key() -> str:
@@ -76,7 +76,7 @@ def index_status_for_readiness() -> str | None:
     if latest is not None and (index_root() / latest.file_path).is_file():
         return None
     count = Embedding.objects.filter(model_key=model_key).count()
-    if count <= FLAT_MAX_VECTORS:
+    if count <= index_settings()["flat_max"]:
         return None  # exact search over the stored vectors is fast enough meanwhile
     if latest is None:
         return f"no snapshot of {model_key} yet ({count} embeddings); one is being built"
