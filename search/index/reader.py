@@ -121,7 +121,7 @@ def _load(model_key: str, row: dict[str, Any] | None) -> Served:
             served = Served(model_key, row["version"], row["factory"], row["watermark"], row["params"],
                             row["created_at"], index=index)  # fmt: skip
             SNAPSHOT_VERSION.set(row["version"])
-            SNAPSHOT_AGE_SECONDS.set_function(lambda created=row["created_at"]: _age_seconds(created))
+            SNAPSHOT_AGE_SECONDS.set(_age_seconds(row["created_at"]))  # the /metrics collector refreshes both
             logger.info("serving %s snapshot v%s (%s, %d vectors)", model_key, row["version"], row["factory"],
                         index.ntotal)  # fmt: skip
             return served
