@@ -231,6 +231,9 @@ def image_delete(*, image: Image) -> None:
     """Delete the row (its embeddings cascade) and, once that commits, its files. Idempotent."""
     names = [image.original.name, image.thumbnail.name]
     with transaction.atomic():
+        # Lock the row first: a worker storing this image's embedding holds the same lock, so the delete waits for
+        # it and then cascades to the new embedding, instead of failing on the foreign key at commit.
+        Image.objects.select_for_update().filter(pk=image.pk).exists()
         Image.objects.filter(pk=image.pk).delete()
         for name in names:
             transaction.on_commit(_named(partial(media_file_delete, name=name)), robust=True)
