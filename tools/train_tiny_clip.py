@@ -4,7 +4,9 @@ A toy for tests and the offline demo, not a real image model: it only knows the 
 ``search.embeddings.toy_data`` (shape kind, colour, count, background, position). It loads through the same
 ``CLIPModel.from_pretrained`` / ``AutoProcessor.from_pretrained`` path as any real CLIP.
 
-    .venv/bin/python tools/train_tiny_clip.py            # ~12-15 min on 2 CPU cores, writes models/tiny-clip/
+    .venv/bin/python tools/train_tiny_clip.py   # 1000 steps of 256; ~17-26 min on a shared 2-core box
+
+Needs ``pip install --no-deps open_clip_torch==3.3.0`` (for its vocabulary file only).
 
 Deterministic for a given seed and thread count. Prints held-out recall@1/@5 for text->image and image->image.
 The real CLIP BPE vocabulary is read as a plain file from open_clip_torch's wheel (installed with ``--no-deps``;
@@ -289,7 +291,10 @@ def save(model, tokenizer, out: Path, metrics: dict[str, float], args: argparse.
         model.to(torch.float16).save_pretrained(staging)
         processor.save_pretrained(staging)
         (staging / "training.json").write_text(
-            json.dumps({"script": "tools/train_tiny_clip.py", "args": vars(args), "held_out_recall": metrics}, indent=2)
+            json.dumps(
+                {"script": "tools/train_tiny_clip.py", "args": _portable(vars(args)), "held_out_recall": metrics},
+                indent=2,
+            )
             + "\n"
         )
         CLIPModel.from_pretrained(staging)  # fail here, not in the test suite, if the folder does not load
@@ -300,15 +305,24 @@ def save(model, tokenizer, out: Path, metrics: dict[str, float], args: argparse.
     print(f"saved to {out} ({size:.1f} MB)", flush=True)
 
 
+def _portable(args: dict) -> dict:
+    """The arguments with paths inside the repository made relative, so the record is the same on every machine."""
+    out = dict(args)
+    path = Path(out["out"]).resolve()
+    if path.is_relative_to(REPO_ROOT):
+        out["out"] = str(path.relative_to(REPO_ROOT))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(REPO_ROOT / "models" / "tiny-clip"))
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=40_000, help="pre-rendered training pictures")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--eval-size", type=int, default=1000)
     train(parser.parse_args(argv))

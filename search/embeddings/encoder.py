@@ -6,13 +6,12 @@ process). Methods are thread-safe: PyTorch forward passes hold no Python-side st
 
 from __future__ import annotations
 
-import contextlib
+import collections
+import itertools
 import logging
 import os
-import queue
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 # EOS token behind a causal mask, so padding after it changes nothing and can be dropped.
 _PAD_TO_MAX_MODEL_TYPES = ("siglip", "siglip2")
 _TEXT_BATCH = 64
-_END = object()
 
 
 class Encoder:
@@ -209,78 +207,49 @@ class Encoder:
     ) -> Iterator[tuple[list[int], np.ndarray, list[tuple[int, str]]]]:
         """Encode ``(id, image)`` pairs batch by batch, yielding ``(ids, vectors, errors)``: the ids encoded, their
         (len(ids), d) vectors, and ``(id, message)`` for items that could not be decoded (they never break a batch).
-        Decoding and preprocessing of the next batch run in a background thread while the model works on this one.
-        Closing the generator early stops the background work."""
+
+        ``items`` is consumed in the caller's thread (a queryset iterator keeps its database connection); decoding
+        and preprocessing of the next batches run on background threads while the model works on this one.
+        Closing the generator early cancels the background work."""
         size = max(1, int(batch_size or self.batch_size))
-        ready: queue.Queue[Any] = queue.Queue(maxsize=2)
-        stop = threading.Event()
-        producer = threading.Thread(
-            target=self._produce, args=(iter(items), size, ready, stop), name="embed-decode", daemon=True
-        )
-        producer.start()
+        source = iter(items)
+        workers = _decode_workers()
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed-decode")
+        in_flight: collections.deque[Future] = collections.deque()
+
+        def submit_next() -> None:
+            chunk = list(itertools.islice(source, size))
+            if chunk:
+                in_flight.append(executor.submit(self._prepare, chunk))
+
         try:
-            while True:
-                batch = ready.get()
-                if batch is _END:
-                    break
-                if isinstance(batch, BaseException):
-                    raise batch
-                ids, pixels, errors = batch
+            for _ in range(workers + 1):  # keep the decoders one batch ahead of the model
+                submit_next()
+            while in_flight:
+                ids, pixels, errors = in_flight.popleft().result()
+                submit_next()
                 vectors = self._image_forward(pixels) if ids else np.zeros((0, self.dimension), np.float32)
                 yield ids, vectors, errors
         finally:
-            stop.set()
-            while producer.is_alive():  # unblock a producer waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    ready.get(timeout=0.05)
-            producer.join()
+            for future in in_flight:
+                future.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)
 
-    def _produce(
-        self, items: Iterator[tuple[int, ImageInput]], size: int, ready: queue.Queue, stop: threading.Event
-    ) -> None:
-        try:
-            with ThreadPoolExecutor(max_workers=_decode_workers(), thread_name_prefix="embed-decode") as pool:
-                while not stop.is_set():
-                    chunk = [item for _, item in zip(range(size), items, strict=False)]
-                    if not chunk:
-                        break
-                    batch = self._prepare(chunk, pool)
-                    while not stop.is_set():
-                        try:
-                            ready.put(batch, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-        except BaseException as error:  # surfaced in the consumer, which re-raises it
-            ready.put(error)
-            return
-        ready.put(_END)
-
-    def _prepare(
-        self, chunk: list[tuple[int, ImageInput]], pool: ThreadPoolExecutor
-    ) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
+    def _prepare(self, chunk: list[tuple[int, ImageInput]]) -> tuple[list[int], np.ndarray, list[tuple[int, str]]]:
         if self._spec is None:
             return self._prepare_with_processor(chunk)
         height, width = self._spec.output_size
         pixels = np.empty((len(chunk), 3, height, width), dtype=np.float32)
-        spec = self._spec
-
-        def fill(slot: int, item: ImageInput) -> str | None:
+        ids: list[int] = []
+        errors: list[tuple[int, str]] = []
+        for item_id, item in chunk:
             try:
-                pixels_into(pixels[slot], load_rgb(item, spec), spec)
+                pixels_into(pixels[len(ids)], load_rgb(item, self._spec), self._spec)
             except Exception as error:  # a corrupt or unsupported file must not stop the batch
-                return _describe(error)
-            return None
-
-        slots = range(len(chunk))
-        items = [item for _, item in chunk]
-        outcomes = list(pool.map(fill, slots, items)) if pool._max_workers > 1 else list(map(fill, slots, items))
-        keep = [slot for slot, message in enumerate(outcomes) if message is None]
-        errors = [(chunk[slot][0], message) for slot, message in enumerate(outcomes) if message is not None]
-        ids = [chunk[slot][0] for slot in keep]
-        if len(keep) != len(chunk):
-            pixels = pixels[keep]
-        return ids, pixels, errors
+                errors.append((item_id, _describe(error)))
+                continue
+            ids.append(item_id)
+        return ids, pixels[: len(ids)], errors
 
     def _prepare_with_processor(
         self, chunk: list[tuple[int, ImageInput]]
