@@ -88,12 +88,20 @@ class Api:
         self.base_url = base_url
         self.headers = {"Authorization": f"Token {token}"}
         self.pool = urllib3.PoolManager(maxsize=64, retries=False, timeout=urllib3.Timeout(total=60))
+        self.failures: list[dict[str, Any]] = []
+
+    def _failed(self, method: str, path: str, status: int, detail: str) -> None:
+        if len(self.failures) < 20:
+            self.failures.append({"request": f"{method} {path}", "status": status, "detail": detail})
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         try:
             response = self.pool.request(method, self.base_url + path, headers=self.headers, **kwargs)
-        except urllib3.exceptions.HTTPError:
+        except urllib3.exceptions.HTTPError as exc:
+            self._failed(method, path, 0, repr(exc))
             return 0, None
+        if response.status >= 500:
+            self._failed(method, path, response.status, response.data[:300].decode("utf-8", "replace"))
         try:
             body = json.loads(response.data) if response.data else None
         except ValueError:
@@ -221,6 +229,29 @@ def consistency(api: Api, database_url: str, kept: list[int], deleted: list[int]
     }
 
 
+def warm_up(api: Api, clients: int, timeout: float = 180) -> None:
+    """Concurrent text searches until a whole round answers fast: every web process has loaded the model and the
+    index, so the measured run does not time first-request model loading."""
+    print("load: warming up the web processes ...", flush=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        latencies: list[float] = []
+
+        def one(query: str, latencies: list[float] = latencies) -> None:
+            started = time.perf_counter()
+            status = api.search(query)[0]
+            latencies.append(time.perf_counter() - started if status == 200 else float("inf"))
+
+        threads = [threading.Thread(target=one, args=(QUERIES[n % len(QUERIES)],)) for n in range(clients * 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if max(latencies) < 2.0:
+            return
+    raise RuntimeError("the web processes never answered text searches quickly")
+
+
 def parse_mix(text: str) -> dict[str, float]:
     mix = {name.strip(): float(weight) for name, weight in (part.split("=") for part in text.split(","))}
     unknown = set(mix) - {"search", "upload", "delete"}
@@ -287,6 +318,7 @@ def main() -> int:
         if seed_check["lost_images"]:
             raise RuntimeError(f"seed pictures never became searchable: {seed_check}")
 
+        warm_up(api, args.clients)
         print(f"load: {args.clients} clients for {args.duration:.0f}s, mix {args.mix} ...", flush=True)
         elapsed = workload.run(args.duration)
         kept = sorted(workload.uploaded - workload.deleted)
@@ -316,6 +348,8 @@ def main() -> int:
             "server_errors": server_errors,
             "client_errors": sum(op["client_errors"] for op in operations.values()),
             "consistency": check,
+            "failures": api.failures,
+            "web_error_lines": [line.rstrip() for line in web.log if "Error" in line or "ERROR" in line][-30:],
             "targets": {
                 "server_errors": {"value": server_errors, "target": 0, "op": "<="},
                 "lost_images": {"value": check["lost_images"], "target": 0, "op": "<="},
