@@ -17,6 +17,7 @@ from search.index.maintenance import index_reconcile
 from search.models import Embedding
 from search.services.embedding import active_model_key, active_model_key_forget, embedding_compute
 from tests.conftest import WorkerProcess
+from tests.workers.test_index_tasks import broker_purge
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +88,7 @@ def test_a_worker_killed_mid_batch_leaves_every_image_ready_with_exactly_one_emb
     # Given 60 pending images and a worker embedding two at a time
     ids, _ = stored_pictures(60, seed=2, size=160)
     env = {"SEMSEARCH_MODEL_ID": "toy", "SEMSEARCH_EMBED_BATCH_SIZE": "2", "CELERY_VISIBILITY_TIMEOUT": "5"}
+    broker_purge()
     worker = WorkerProcess("embed,index,default", env)
     worker.start()
     try:
@@ -139,6 +141,7 @@ def test_a_model_switch_on_a_real_worker_keeps_search_answering_and_activates_on
     # And a second model: the same weights in another folder, so it has another key
     copy = tmp_path / "second-model"
     shutil.copytree(resolve_source(live_settings.SEMSEARCH_MODEL_ID).location, copy)
+    broker_purge()
     worker = WorkerProcess("embed,index,default", {"SEMSEARCH_MODEL_ID": live_settings.SEMSEARCH_MODEL_ID})
     worker.start()
     try:

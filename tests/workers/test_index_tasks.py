@@ -166,10 +166,26 @@ def test_model_switch_searches_throughout_and_activates_only_when_complete(setti
     assert model_switch_step() == {"status": "idle"}
 
 
+def broker_purge() -> None:
+    """Drop messages earlier tests left in the queues (e.g. rebuild requests), so a worker started now only runs
+    what the test sends."""
+    from workers.selectors import QUEUES
+
+    url = django_settings.CELERY_BROKER_URL
+    if url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).delete(*QUEUES)
+    else:
+        for message in Path(django_settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*.msg"):
+            message.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def service_worker(request):
     """A real worker, in service mode only (skips before paying for the worker's start-up otherwise)."""
     require_services()
+    broker_purge()
     return request.getfixturevalue("celery_worker_process")
 
 
