@@ -208,3 +208,22 @@ def test_a_task_sent_through_redis_runs_on_a_real_worker_and_its_effect_is_in_po
     snapshot = IndexSnapshot.objects.get(model_key=KEY)
     assert (snapshot.vector_count, snapshot.factory) == (80, "Flat")
     service_worker.wait_for("workers.tasks.index_build", timeout=10)
+
+
+def test_a_redis_build_lock_outlives_its_ttl_while_its_holder_runs(monkeypatch):
+    require_services()
+    from search.index import locks
+
+    # Given a Redis lock whose TTL (1 s) is far shorter than the work done under it
+    monkeypatch.setattr(locks, "REDIS_LOCK_TTL_S", 1)
+    monkeypatch.setattr(locks, "REDIS_LOCK_RENEW_S", 0.3)
+    with maintenance_lock(name="ttl-test") as held:
+        assert held
+        # When the holder runs for more than twice the TTL (as a build outlasting the visibility timeout would)
+        time.sleep(2.5)
+        # Then the lock is still held: a redelivered copy of the task cannot start beside it
+        with maintenance_lock(name="ttl-test") as second:
+            assert not second
+    # And once released it is free at once
+    with maintenance_lock(name="ttl-test") as again:
+        assert again
