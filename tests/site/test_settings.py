@@ -54,10 +54,10 @@ def test_service_mode_boots_with_postgres_and_redis(tmp_path):
 
 
 SHOW_MODE = (
-    "from django.conf import settings as s; "
+    "from django.conf import settings as s; from django.utils.module_loading import import_string; "
+    "from django.core.cache.backends.redis import RedisCache; "
     "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, "
-    "s.CACHES['default']['BACKEND'].rsplit('.', 1)[-1]"
-    ".replace('RedisCache', 'redis').replace('LocMemCache', 'locmem'), "
+    "'redis' if issubclass(import_string(s.CACHES['default']['BACKEND']), RedisCache) else 'locmem', "
     "s.DATA_DIR)"
 )
 
