@@ -107,8 +107,17 @@ def _url(image_field: Any) -> str | None:
     return image_field.url if image_field else None
 
 
-def hit_payload(hit: SearchHit) -> dict[str, Any]:
+_PLACEHOLDER = 987654321
+
+
+def _url_template(name: str) -> str:
+    return reverse(name, args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
+
+
+def hit_payload(hit: SearchHit, urls: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The JSON shape of ``HitSerializer`` built directly (searches are hot; DRF field machinery is not needed)."""
     image = hit.image
+    page_url, similar_url = urls or (_url_template("image-detail"), _url_template("api-image-similar"))
     return {
         "score": round(hit.score, 6),
         "duplicates": hit.duplicates,
@@ -124,18 +133,20 @@ def hit_payload(hit: SearchHit) -> dict[str, Any]:
             "source_link": image.source_link,
             "source_url": image.source_url,
             "uploader": image.uploader.get_username() if image.uploader else None,
-            "created_at": image.created_at,
+            "created_at": image.created_at.isoformat().replace("+00:00", "Z"),
             "thumbnail_url": _url(image.thumbnail) or _url(image.original),
             "original_url": _url(image.original),
-            "page_url": reverse("image-detail", args=[image.pk]),
-            "similar_url": reverse("api-image-similar", args=[image.pk]),
+            "page_url": page_url.format(image.pk),
+            "similar_url": similar_url.format(image.pk),
         },
     }
 
 
 def page_payload(page: SearchPage) -> dict[str, Any]:
+    """The JSON shape of ``SearchOutputSerializer`` for ``page`` (documented by it in the schema)."""
+    urls = (_url_template("image-detail"), _url_template("api-image-similar"))
     return {
-        "results": [hit_payload(hit) for hit in page.hits],
+        "results": [hit_payload(hit, urls) for hit in page.hits],
         "offset": page.offset,
         "limit": page.limit,
         "has_more": page.has_more,

@@ -115,7 +115,7 @@ class SearchView(_SearchAPIView):
 
     def _run(self, params: dict[str, Any], terms: tuple[QueryTerm, ...]) -> Response:
         query = search_query_from_params(params=params, terms=terms, interface="api")
-        return Response(SearchOutputSerializer(page_payload(search_run(query=query))).data)
+        return Response(page_payload(search_run(query=query)))
 
 
 def _term(item: dict[str, Any]) -> QueryTerm:
@@ -146,7 +146,7 @@ class SimilarView(_SearchAPIView):
             interface="api",
             exclude_ids=(pk,),
         )
-        return Response(SearchOutputSerializer(page_payload(search_run(query=query))).data)
+        return Response(page_payload(search_run(query=query)))
 
 
 class StatusView(APIView):

@@ -25,6 +25,7 @@ from .search_ranking import Candidate, cutoffs_apply, duplicates_collapse
 
 FIRST_FETCH_MIN = 64
 UNFILTERED_SLACK = 8
+FULL_ROWS_MAX = 500  # up to this many new ids per round, load whole rows at once (saves a second query)
 FETCH_GROWTH = 4
 MAX_FETCH = 200_000  # deepest index search one query may do while over-fetching for a broad filter
 
@@ -44,14 +45,15 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     with _stage("encode", timings):
         query_vector = query_vector_build(terms=query.terms, model_id=query.model_id)
     want = MAX_WINDOW if query.sort == "date" else query.offset + query.limit + 1
-    candidates, created = _candidates(query, query_vector.vector, query_vector.model_key, want, timings)
+    candidates, created, rows = _candidates(query, query_vector.vector, query_vector.model_key, want, timings)
     if query.sort == "date":
         candidates.sort(key=lambda c: (created[c.image_id], c.image_id), reverse=True)
     window = candidates[query.offset : query.offset + query.limit]
-    with _stage("hydrate", timings):
-        rows = Image.objects.filter(pk__in=[c.image_id for c in window], status="ready").select_related("uploader")
-        by_id = {row.pk: row for row in rows}
-    hits = [SearchHit(by_id[c.image_id], c.score, c.duplicate_ids) for c in window if c.image_id in by_id]
+    missing = [c.image_id for c in window if c.image_id not in rows]
+    if missing:  # only when a deep over-fetch checked ids without loading whole rows
+        with _stage("hydrate", timings):
+            rows.update(Image.objects.filter(pk__in=missing, status="ready").select_related("uploader").in_bulk())
+    hits = [SearchHit(rows[c.image_id], c.score, c.duplicate_ids) for c in window if c.image_id in rows]
     return SearchPage(
         hits=hits,
         offset=query.offset,
@@ -84,13 +86,17 @@ def _options_validate(query: SearchQuery) -> None:
 
 def _candidates(
     query: SearchQuery, vector: np.ndarray, model_key: str, want: int, timings: dict[str, float]
-) -> tuple[list[Candidate], dict[int, datetime]]:
-    """Ranked, filtered, cut and collapsed candidates: at least ``want`` of them unless the index has no more."""
+) -> tuple[list[Candidate], dict[int, datetime], dict[int, Image]]:
+    """Ranked, filtered, cut and collapsed candidates: at least ``want`` of them unless the index has no more.
+
+    Also returns each passing id's creation time and, for ids checked in small batches (the usual case), the
+    whole hydrated row, so a page normally costs a single catalogue query.
+    """
     from search.index import index_search, stored_vectors
 
     allowed = filters_allowed_ids(filters=query.filters)
     if allowed is not None and not allowed:
-        return [], {}
+        return [], {}, {}
     base = filters_queryset(filters=query.filters)
     excluded = set(query.exclude_ids)
     if query.filters.is_empty:  # nearly every indexed id is a ready image: fetch just the page (plus slack)
@@ -100,6 +106,7 @@ def _candidates(
     if allowed is not None:
         fetch = min(fetch, len(allowed))
     created: dict[int, datetime] = {}
+    rows: dict[int, Image] = {}
     checked: set[int] = set()
     vectors: dict[int, np.ndarray] = {}
     while True:
@@ -109,8 +116,13 @@ def _candidates(
         ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
         new_ids = [i for i, _ in ranked if i not in checked]
         with _stage("hydrate", timings):
-            for chunk in _chunks(new_ids, 900):
-                created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
+            if len(new_ids) <= FULL_ROWS_MAX:
+                found = base.filter(pk__in=new_ids).select_related("uploader").in_bulk()
+                rows.update(found)
+                created.update((pk, row.created_at) for pk, row in found.items())
+            else:
+                for chunk in _chunks(new_ids, 900):
+                    created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
         checked.update(new_ids)
         passing = [Candidate(i, s) for i, s in ranked if i in created and i not in excluded]
         kept, cut = cutoffs_apply(candidates=passing, min_score=query.min_score, relative_margin=query.relative_margin)
@@ -120,7 +132,7 @@ def _candidates(
                 vectors.update(stored_vectors(model_key=model_key, image_ids=missing))
             kept = duplicates_collapse(candidates=kept, vectors=vectors, threshold=query.collapse_threshold)
         if len(kept) >= want or cut or exhausted:
-            return kept[: max(want, 0)], created
+            return kept[: max(want, 0)], created, rows
         fetch = min(fetch * FETCH_GROWTH, MAX_FETCH)
 
 

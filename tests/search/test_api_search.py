@@ -20,13 +20,15 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _hand_model(monkeypatch: pytest.MonkeyPatch) -> None:
+def _hand_model(monkeypatch: pytest.MonkeyPatch, settings) -> None:
     from django.core.cache import cache
 
     from search.index import reader_reset
     from search.services.embedding import active_model_key_forget
 
-    SearchModel.objects.create(model_key=HAND_MODEL_KEY, model_id="hand-made", state=SearchModelState.ACTIVE)
+    SearchModel.objects.create(
+        model_key=HAND_MODEL_KEY, model_id="/nonexistent/hand-made-model", state=SearchModelState.ACTIVE
+    )
     active_model_key_forget()
     reader_reset()
     # Throttling is tested on its own below; the other tests must not trip over each other's request counts.

@@ -23,7 +23,9 @@ def _hand_model() -> None:
     from search.index import reader_reset
     from search.services.embedding import active_model_key_forget
 
-    SearchModel.objects.create(model_key=HAND_MODEL_KEY, model_id="hand-made", state=SearchModelState.ACTIVE)
+    SearchModel.objects.create(
+        model_key=HAND_MODEL_KEY, model_id="/nonexistent/hand-made-model", state=SearchModelState.ACTIVE
+    )
     active_model_key_forget()
     reader_reset()
     yield

@@ -14,6 +14,12 @@ from tests.search.test_search_fixtures import HAND_MODEL_KEY, embedding_add, ima
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _no_model_loading(settings) -> None:
+    """A model that fails at once: the status line must not start loading a real model in the background."""
+    settings.SEMSEARCH_MODEL_ID = "/nonexistent/configured-model"
+
+
 @pytest.fixture
 def hand_model() -> SearchModel:
     from search.index import reader_reset
