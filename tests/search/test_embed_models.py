@@ -57,7 +57,9 @@ def test_int8_and_bf16_keep_embeddings_and_recall(toy_encoder: Encoder) -> None:
 
 def test_auto_precision_uses_bf16_only_with_native_support(monkeypatch) -> None:
     monkeypatch.setattr(precision_mod, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
-    assert precision_mod.resolve_precision("auto", "cpu") == "fp32"
+    assert precision_mod.resolve_precision("auto", "cpu") == "int8"
+    assert precision_mod.resolve_precision("fp32", "cpu") == "fp32"
+    assert precision_mod.resolve_precision("fp16", "cpu") == "fp32"
     monkeypatch.setattr(precision_mod, "cpu_flags", lambda: frozenset({"avx512f", "amx_bf16"}))
     assert precision_mod.resolve_precision("auto", "cpu") == "bf16"
     assert precision_mod.resolve_precision("auto", "cuda") == "fp16"
