@@ -128,9 +128,10 @@ def load_components(source: ModelSource, revision: str | None) -> tuple[Any, Any
             raise unavailable(source.model_id, f"{source.location} has no config.json")
         return _load(source, revision, local_only=True)
     try:
-        return _load(source, revision, local_only=True)
+        return _load(source, revision, local_only=True, log_failure=False)
     except ModelUnavailableError as cached_error:
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not hub_reachable():
+            logger.warning("embedding model %r is not cached and the hub is unreachable", source.model_id)
             raise unavailable(
                 source.model_id, "it is not in the local Hugging Face cache and the hub cannot be reached"
             ) from cached_error
@@ -148,7 +149,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _load(source: ModelSource, revision: str | None, *, local_only: bool) -> tuple[Any, Any, Any]:
+def _load(
+    source: ModelSource, revision: str | None, *, local_only: bool, log_failure: bool = True
+) -> tuple[Any, Any, Any]:
     import torch
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -162,7 +165,8 @@ def _load(source: ModelSource, revision: str | None, *, local_only: bool) -> tup
         tokenizer = AutoTokenizer.from_pretrained(source.location, **kwargs)
         image_processor = AutoImageProcessor.from_pretrained(source.location, **kwargs)
     except Exception as error:  # transformers raises OSError, ValueError, KeyError, safetensors and json errors
-        logger.warning("loading embedding model %r failed", source.model_id, exc_info=True)
+        if log_failure:
+            logger.warning("loading embedding model %r failed", source.model_id, exc_info=True)
         raise unavailable(source.model_id, _reason(error)) from error
     if not (hasattr(model, "get_text_features") and hasattr(model, "get_image_features")):
         raise unavailable(source.model_id, f"{type(model).__name__} is not a CLIP-family text-image model")
