@@ -32,19 +32,30 @@ DENIED = (401, 403)
 def _png(seed: int) -> bytes:
     from PIL import Image as PILImage
 
+    picture = PILImage.new("RGB", (24, 24), (seed * 37 % 256, seed * 91 % 256, seed * 53 % 256))
+    picture.putpixel((0, 0), tuple(seed.to_bytes(6, "big")[:3]))  # distinct bytes for every seed
+    picture.putpixel((1, 0), tuple(seed.to_bytes(6, "big")[3:]))
     buffer = io.BytesIO()
-    PILImage.new("RGB", (24, 24), (seed * 37 % 256, seed * 91 % 256, seed * 53 % 256)).save(buffer, format="PNG")
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 _counter = iter(range(1, 10_000_000))
 
 
-def new_image() -> Image:
-    """A stored, ready-to-serve image created through the ingestion service (embedding not enqueued)."""
+def new_image(*, embedded: bool = False) -> Image:
+    """A stored image created through the ingestion service (embedding not enqueued); ``embedded``: also embedded
+    in-process with the toy model, so it is ``ready`` and has a stored vector."""
     from images.services.ingest import image_ingest
 
-    return image_ingest(data=_png(next(_counter)), filename="authz.png", title="authz", enqueue=False).image
+    image = image_ingest(data=_png(next(_counter)), filename="authz.png", title="authz", enqueue=False).image
+    if embedded:
+        from search.services.embedding import embedding_compute
+
+        embedding_compute(image_ids=[image.pk])
+        image.refresh_from_db()
+        assert image.status == "ready", image.failure_reason
+    return image
 
 
 @pytest.fixture
@@ -79,7 +90,7 @@ def _example(schema: dict[str, Any], name: str, prop: dict[str, Any], seed: int)
     prop = _ref(schema, prop)
     kind = prop.get("type")
     if prop.get("format") == "binary":
-        return SimpleUploadedFile(f"authz-{seed}.png", _png(seed), content_type="image/png")
+        return SimpleUploadedFile(f"authz-{seed}.png", _png(1_000_000 + seed), content_type="image/png")
     if kind == "array":
         item = _ref(schema, prop.get("items", {}))
         return [_example(schema, name, item, seed)] if item.get("format") == "binary" else []
@@ -157,7 +168,7 @@ def test_matrix_reads_public_writes_need_permission(
     for op in operations:
         for role in ROLES:
             seed += 1
-            image = new_image()
+            image = new_image(embedded=op.path.rstrip("/").endswith("/similar"))
             before = Image.objects.count()
             url, kwargs = request_for(schema, op, image.pk, seed)
             # When the role calls the operation
