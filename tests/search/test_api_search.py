@@ -203,3 +203,24 @@ def test_generated_openapi_schema_is_valid_and_complete(tmp_path: Path) -> None:
         assert operation in schema
     for parameter in ("name: q", "name: min_score", "name: relative_margin", "name: collapse", "name: tags"):
         assert parameter in schema
+
+
+def test_get_options_reach_the_search(catalogue: list[Image]) -> None:
+    from search.models import Embedding
+
+    # given a near-copy of pic 0, added last
+    copy = image_make(title="pic 0 copy")
+    Embedding.objects.create(
+        image=copy, model_key=HAND_MODEL_KEY, dimension=8, vector=unit([1, 0.001, 0]).astype("<f4").tobytes()
+    )
+    client, q = APIClient(), f"image:{catalogue[0].pk}"
+    collapsed = client.get("/api/v1/search", {"q": q, "collapse": "true", "limit": 2}).json()["results"]
+    assert collapsed[0]["duplicate_ids"] == [copy.pk, catalogue[1].pk]  # pic 1 is within cosine 0.97 too
+    strict = {"q": q, "collapse": "true", "collapse_threshold": 0.999, "limit": 2}
+    collapsed = client.get("/api/v1/search", strict).json()["results"]
+    assert collapsed[0]["duplicate_ids"] == [copy.pk]
+    assert collapsed[0]["duplicates"] == 1
+    newest = client.get("/api/v1/search", {"q": q, "sort": "date", "min_score": 0.5}).json()["results"]
+    assert [r["image"]["title"] for r in newest] == ["pic 0 copy", "pic 2", "pic 1", "pic 0"]
+    near = client.get("/api/v1/search", {"q": q, "relative_margin": 0.001}).json()["results"]
+    assert {r["image"]["title"] for r in near} == {"pic 0", "pic 0 copy"}
