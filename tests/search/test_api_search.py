@@ -224,3 +224,10 @@ def test_get_options_reach_the_search(catalogue: list[Image]) -> None:
     assert [r["image"]["title"] for r in newest] == ["pic 0 copy", "pic 2", "pic 1", "pic 0"]
     near = client.get("/api/v1/search", {"q": q, "relative_margin": 0.001}).json()["results"]
     assert {r["image"]["title"] for r in near} == {"pic 0", "pic 0 copy"}
+
+
+def test_text_search_without_a_loadable_model_is_503_with_the_reason(catalogue: list[Image]) -> None:
+    response = APIClient().get("/api/v1/search", {"q": "a red circle"})
+    assert response.status_code == 503
+    assert "cannot be loaded" in response.json()["detail"]
+    assert "SEMSEARCH_MODEL_ID" in response.json()["detail"]

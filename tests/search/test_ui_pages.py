@@ -154,3 +154,9 @@ def test_private_search_sends_anonymous_visitors_to_sign_in(catalogue: list[Imag
     member = Client()
     member.force_login(get_user_model().objects.create_user("member"))
     assert member.get("/", {"q": f"image:{catalogue[0].pk}"}).status_code == 200
+
+
+def test_text_search_without_a_loadable_model_explains_on_the_page(catalogue: list[Image]) -> None:
+    response = Client().get("/", {"q": "a red circle"})
+    assert response.status_code == 503
+    assert "cannot be loaded" in response.content.decode()
