@@ -23,6 +23,7 @@ READ_PATHS = {
 
 
 def _all_ok(http: Http) -> bool:
+    """Every read path answers 200."""
     return all(http.get(path).status == 200 for path in READ_PATHS.values())
 
 
@@ -33,7 +34,9 @@ def test_postgres_restart_gives_503_with_message_then_recovers_by_itself(
     # Given a serving stack with searchable images and readers hitting search, status and the home page
     seed_images(stack, stack_http)
     wait_until(lambda: _all_ok(stack_http), 60, message="the stack never answered 200 on every read path")
-    operations = {op: (lambda n, p=path: stack_http.get(p)) for op, path in READ_PATHS.items()}
+    operations = {
+        op: (lambda n, p=path: stack_http.get(p)) for op, path in {**READ_PATHS, "healthz": "/healthz"}.items()
+    }
     with Traffic(operations, threads_per_op=2, pause=0.05) as traffic:
         time.sleep(2)
         # When PostgreSQL stops (cleanly, or crashing with "immediate") for a few seconds and then comes back
@@ -56,6 +59,10 @@ def test_postgres_restart_gives_503_with_message_then_recovers_by_itself(
     unavailable = [s for s in outage if s.status == 503]
     assert unavailable, "no request saw the outage: the test did not exercise it"
     assert all("database" in s.detail.lower() for s in unavailable), [s.detail for s in unavailable[:3]]
+    # And liveness never depended on the database (an orchestrator must not restart healthy web processes)
+    liveness = [s for s in traffic.samples if s.op == "healthz"]
+    assert liveness, "no liveness probe ran"
+    assert all(s.status == 200 for s in liveness), [s for s in liveness if s.status != 200][:3]
     # And after the restart every operation answers 200 again without any process being restarted
     after = traffic.between(recovered_at + 0.5, end)
     assert after, "no traffic after the recovery"
