@@ -33,7 +33,9 @@ PROMISES: list[tuple[str, list[str], list[str]]] = [
     (
         "A Redis restart (broker and cache, no persistence) while uploads and searches run loses no upload; searches "
         "keep answering; queued work lost with Redis is re-queued by the periodic reconcile.",
-        ["test_redis_restart.py::test_redis_restart_loses_no_upload_and_search_keeps_answering"],
+        ["test_redis_restart.py::test_redis_restart_loses_no_upload_and_search_keeps_answering",
+         "test_cache_outage.py::test_reads_miss_and_writes_are_skipped_while_redis_is_down",
+         "test_cache_outage.py::test_throttled_api_answers_while_the_cache_is_down"],
         ["redis_restart"],
     ),
     (
