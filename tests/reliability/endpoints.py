@@ -18,13 +18,14 @@ EXPECTED_OPERATIONS: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/api/v1/search"),
         ("GET", "/api/v1/images"),
         ("POST", "/api/v1/images"),
+        ("POST", "/api/v1/images/from-url"),
         ("GET", "/api/v1/images/{}"),
         ("DELETE", "/api/v1/images/{}"),
         ("GET", "/api/v1/images/{}/similar"),
         ("GET", "/api/v1/status"),
     }
 )
-EXPECTED_PAGES: frozenset[str] = frozenset({"", "images/{}", "healthz", "readyz", "metrics"})
+EXPECTED_PAGES: frozenset[str] = frozenset({"", "images/{}", "media/{}", "healthz", "readyz", "metrics"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
