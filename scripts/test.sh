@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole suite, twice: once on the embedded default (SQLite + filesystem broker), once in service mode
 # (PostgreSQL + Redis + real Celery worker processes). Extra arguments go to pytest in both passes.
+# HF_HUB_OFFLINE: tests never contact the model hub (traffic leaves 127.0.0.0/8 only in real use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
@@ -11,7 +12,7 @@ run_pass() {
   rm -rf "$DATA_ROOT/$name"
   mkdir -p "$DATA_ROOT/$name"
   echo "=== test pass: $name ==="
-  env "$@" SEMSEARCH_DATA_DIR="$DATA_ROOT/$name" SEMSEARCH_TEST_PASS="$name" \
+  env "$@" HF_HUB_OFFLINE=1 SEMSEARCH_DATA_DIR="$DATA_ROOT/$name" SEMSEARCH_TEST_PASS="$name" \
     "$PY" -m pytest -p no:cacheprovider "${PYTEST_ARGS[@]}"
 }
 

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,18 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+# transformers resolves its names lazily, and two threads doing that at once can fail with "cannot import name"
+# (a background load started by encoder_status beside a request loading another model); one at a time.
+_TRANSFORMERS_IMPORT_LOCK = threading.Lock()
+
+
 def _load(
     source: ModelSource, revision: str | None, *, local_only: bool, log_failure: bool = True
 ) -> tuple[Any, Any, Any]:
-    import torch
-    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+    with _TRANSFORMERS_IMPORT_LOCK:
+        import torch
+        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"local_files_only": local_only}
