@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count
 
 from images.models import Image, ImageStatus
+from images.selectors import image_status_counts
 
 from .models import IndexSnapshot, SearchModel, SearchModelState
 
@@ -16,15 +16,6 @@ def active_model_id() -> str:
     """The model id searches use: the active ``SearchModel`` row, else the ``SEMSEARCH_MODEL_ID`` setting."""
     active = SearchModel.objects.filter(state=SearchModelState.ACTIVE).only("model_id").first()
     return active.model_id if active else settings.SEMSEARCH_MODEL_ID
-
-
-def image_counts() -> dict[str, int]:
-    """Number of images per status, with every status present (zero when none)."""
-    counts = dict.fromkeys(ImageStatus.values, 0)
-    for row in Image.objects.values("status").annotate(n=Count("id")):
-        counts[row["status"]] = row["n"]
-    counts["total"] = sum(counts[s] for s in ImageStatus.values)
-    return counts
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -51,6 +42,6 @@ def system_status() -> dict[str, Any]:
             "recall_at_10": snapshot.recall_at_10 if snapshot else None,
             "built_at": snapshot.created_at.isoformat() if snapshot else None,
         },
-        "images": image_counts(),
+        "images": image_status_counts(),
         "queues": queue_depths(),
     }

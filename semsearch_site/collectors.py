@@ -25,9 +25,9 @@ GAUGES = (IMAGES_BY_STATUS, QUEUE_DEPTH, SNAPSHOT_VERSION, SNAPSHOT_AGE_SECONDS)
 
 
 def _refresh_images() -> None:
-    from search.selectors import image_counts
+    from images.selectors import image_status_counts
 
-    for status, count in image_counts().items():
+    for status, count in image_status_counts().items():
         if status != "total":
             IMAGES_BY_STATUS.labels(status=status).set(count)
 

@@ -115,10 +115,13 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
 
 
 def _encoder(model_id: str | None) -> Encoder:
+    """The given model's encoder, else the active model's at the revision its embeddings were made with."""
     from search.embeddings import get_encoder
-    from search.selectors import active_model_id
+    from search.services.embedding import active_model_key, model_source
 
-    return get_encoder(model_id or active_model_id())
+    if model_id:
+        return get_encoder(model_id)
+    return get_encoder(*model_source(model_key=active_model_key()))
 
 
 def _text_vectors(
