@@ -18,9 +18,12 @@ from images.services.csv_import import SEED_COLUMNS, csv_import_run, csv_rows_re
 from .pictures import picture_bytes
 from .servers import local_server, send
 
-SEED = Path("/work/shared/seed/unsplash-data.csv")
-if not SEED.exists():  # the repository's own copy of the seed, when the shared folder is not mounted
-    SEED = Path(__file__).resolve().parents[2] / "seed" / "unsplash-data.csv"
+# The seed lives in the shared folder beside the checkout (``../shared`` from the repository root), as in CI.
+_SEED_CANDIDATES = [
+    Path(__file__).resolve().parents[3] / "shared" / "seed" / "unsplash-data.csv",
+    Path("/work/shared/seed/unsplash-data.csv"),
+]
+SEED = next((path for path in _SEED_CANDIDATES if path.exists()), _SEED_CANDIDATES[0])
 
 pytestmark = pytest.mark.django_db
 
