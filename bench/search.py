@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     largest = results["sizes"][str(sizes[-1])]
     key = "api_overhead_p50_1m" if sizes[-1] >= 1_000_000 else f"api_overhead_p50_{sizes[-1]}"
     value = largest["overhead_p50"]
-    results["targets"] = {key: {"value": value, "target": 0.30, "direction": "<=", "pass": value <= 0.30}}
+    results["targets"] = {key: {"value": value, "target": 0.30, "op": "<=", "pass": value <= 0.30}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
