@@ -92,7 +92,13 @@ class LocalServer:
 
 @contextmanager
 def local_server(routes: dict[str, Route]) -> Iterator[LocalServer]:
-    server = LocalServer(routes)
+    with _serving(LocalServer(routes)) as server:
+        yield server
+
+
+@contextmanager
+def _serving(server: LocalServer) -> Iterator[LocalServer]:
+    """Serve on a background thread for the duration of the block, then shut down and close the socket."""
     thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
@@ -123,10 +129,5 @@ def local_tls_server(routes: dict[str, Route], cert, key) -> Iterator[LocalServe
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.server.socket = context.wrap_socket(server.server.socket, server_side=True)
-    thread = threading.Thread(target=server.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with _serving(server):
         yield server
-    finally:
-        server.server.shutdown()
-        server.server.server_close()
