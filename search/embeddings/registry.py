@@ -62,12 +62,13 @@ def get_encoder(model_id: str | None = None, revision: str | None = None) -> Enc
         return slot.encoder
 
 
-def encoder_status(model_id: str | None = None) -> dict[str, object]:
-    """``{model_id, model_key, loaded, error}`` for the configured (or given) model. Never raises and never blocks:
+def encoder_status(model_id: str | None = None, revision: str | None = None) -> dict[str, object]:
+    """``{model_id, model_key, loaded, error}`` for the configured (or given) model and revision (as
+    ``get_encoder``). Never raises and never blocks:
     when the model has not been tried yet it starts loading it in a background thread and reports ``loaded=False``;
     a failure is reported (and retried in the background) at most every ``FAILURE_TTL_SECONDS``."""
     try:
-        model_id, revision = _defaults(model_id, None)
+        model_id, revision = _defaults(model_id, revision)
     except Exception as error:  # settings unreadable: still an answer, not an exception
         return {"model_id": model_id, "model_key": None, "loaded": False, "error": str(error)}
     try:
@@ -109,8 +110,10 @@ def _load_in_background(model_id: str, revision: str) -> None:
         with contextlib.suppress(ModelUnavailableError):  # remembered in the slot; encoder_status reports it
             get_encoder(model_id, revision)
 
+    from search.embeddings.inference import start_on_inference_thread
+
     _slot(model_id, revision).loading = True
-    threading.Thread(target=run, name="embed-model-load", daemon=True).start()
+    start_on_inference_thread(run)  # where the queries that need it will run it
 
 
 def _defaults(model_id: str | None, revision: str | None) -> tuple[str, str]:

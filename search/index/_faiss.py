@@ -17,13 +17,34 @@ _blas_lock = threading.Lock()
 
 @functools.cache
 def faiss_module() -> ModuleType:
-    """faiss, configured once per process: ``SEMSEARCH_INDEX_THREADS`` OpenMP threads (0 = all CPUs, at most 4:
-    concurrent web threads already use the cores, and over-subscribed OpenMP slows every one of them)."""
+    """faiss, configured once per process (see ``faiss_threads_for``)."""
     import faiss
 
-    threads = getattr(settings, "SEMSEARCH_INDEX_THREADS", 0) or min(os.cpu_count() or 1, 4)
-    faiss.omp_set_num_threads(threads)
+    faiss.omp_set_num_threads(_batch_threads())
     return faiss
+
+
+@contextlib.contextmanager
+def faiss_team(queries: int) -> Iterator[None]:
+    """Size the calling thread's OpenMP team for a faiss call on ``queries`` vectors; restored afterwards.
+
+    Batches (index builds, recall measurement) use ``SEMSEARCH_INDEX_THREADS`` threads (0 = all CPUs, at most 4).
+    A web query searches alone: a team buys nothing for one vector, and faiss and torch share one OpenMP runtime,
+    where a second thread owning a team makes the runtime stop spinning between operators — that slowed the
+    query encoder from 24 to 37 ms (2 cores, ViT-B/32 text tower; see ``search.embeddings.inference``). The
+    previous size is restored because it is torch's too when the caller also encodes.
+    """
+    faiss = faiss_module()
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(_batch_threads() if queries >= BATCH_BLAS_THRESHOLD else 1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
+def _batch_threads() -> int:
+    return getattr(settings, "SEMSEARCH_INDEX_THREADS", 0) or min(os.cpu_count() or 1, 4)
 
 
 @contextlib.contextmanager
@@ -35,7 +56,7 @@ def batch_blas() -> Iterator[ModuleType]:
     0.1 ms -> 16 ms with 2 threads), so it is lowered only around batch work and restored after.
     """
     faiss = faiss_module()
-    with _blas_lock:
+    with _blas_lock, faiss_team(BATCH_BLAS_THRESHOLD):
         previous = faiss.cvar.distance_compute_blas_threshold
         faiss.cvar.distance_compute_blas_threshold = BATCH_BLAS_THRESHOLD
         try:

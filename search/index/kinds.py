@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._faiss import faiss_team
 from .exact import Hits
 
 RerankSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -72,15 +73,16 @@ def index_create(*, plan: IndexPlan, ids: np.ndarray, vectors: np.ndarray, seed:
         # Polysemous training (a slow annealing of code order for Hamming pre-filtering) is on by default and can
         # take minutes; searches here never use Hamming filtering, they re-rank with the stored vectors.
         faiss.downcast_index(faiss.extract_index_ivf(inner)).do_polysemous_training = False
-    if plan.kind != "flat" and len(ids):
-        rng = np.random.default_rng(seed)
-        sample = np.sort(rng.choice(len(ids), size=min(plan.train_size, len(ids)), replace=False))
-        index.train(np.ascontiguousarray(vectors[sample]))
-    for start in range(0, len(ids), ADD_CHUNK):
-        index.add_with_ids(
-            np.ascontiguousarray(vectors[start : start + ADD_CHUNK]),
-            np.ascontiguousarray(ids[start : start + ADD_CHUNK]),
-        )
+    with faiss_team(len(ids)):  # training and adding are batch work
+        if plan.kind != "flat" and len(ids):
+            rng = np.random.default_rng(seed)
+            sample = np.sort(rng.choice(len(ids), size=min(plan.train_size, len(ids)), replace=False))
+            index.train(np.ascontiguousarray(vectors[sample]))
+        for start in range(0, len(ids), ADD_CHUNK):
+            index.add_with_ids(
+                np.ascontiguousarray(vectors[start : start + ADD_CHUNK]),
+                np.ascontiguousarray(ids[start : start + ADD_CHUNK]),
+            )
     return index
 
 
@@ -127,7 +129,8 @@ def index_query(
     rerank = int(params.get("rerank", 0))
     fetch = min(max(index.ntotal, 1), k * rerank if rerank else k)
     search_params = _search_params(index, params, allowed)
-    scores, labels = index.search(queries, fetch, params=search_params)
+    with faiss_team(len(queries)):
+        scores, labels = index.search(queries, fetch, params=search_params)
     if not rerank or rerank_source is None:
         return [[(int(i), float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0][:k]
                 for row_s, row_i in zip(scores, labels, strict=True)]  # fmt: skip

@@ -70,9 +70,9 @@ class QueryVector:
 def query_model_key(*, model_id: str | None) -> str:
     """The model key searches run against: ``model_id``'s encoder if given, else the active model's key."""
     if model_id:
-        from search.embeddings import get_encoder
+        from search.embeddings import get_encoder, on_inference_thread
 
-        return get_encoder(model_id).model_key
+        return on_inference_thread(get_encoder, model_id).model_key
     from search.services.embedding import active_model_key
 
     return active_model_key()
@@ -96,7 +96,10 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     _text_vectors(terms, encoder, model_key, vectors, notices)
     if pictures:
         assert encoder is not None
-        for position, vector in zip(pictures, encoder.encode_images(list(pictures.values())), strict=True):
+        from search.embeddings import on_inference_thread
+
+        encoded = on_inference_thread(encoder.encode_images, list(pictures.values()))
+        for position, vector in zip(pictures, encoded, strict=True):
             vectors[position] = np.asarray(vector, dtype=np.float32)
     _stored_vectors(terms, model_key, vectors)
     for position, term in enumerate(terms):
@@ -114,34 +117,16 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     return QueryVector(vector=(total / norm).astype(np.float32), model_key=model_key, notices=notices)
 
 
-_request_thread = threading.local()
-
-
-def _one_torch_thread_per_request_thread() -> None:
-    """Web request threads encode one short query each with a single torch thread.
-
-    Every thread that calls torch gets its own OpenMP team; with several request threads those teams spin against
-    each other on a small machine. Measured on 2 cores, ViT-B/32 text tower, a 6-word query from a thread pool:
-    27 ms with two torch threads, 13 ms with one (the main thread alone: 15-19 ms). Concurrent requests use the
-    other cores. The main thread (scripts, the Python API, Celery tasks) keeps the process's setting.
-    """
-    if threading.current_thread() is threading.main_thread() or getattr(_request_thread, "limited", False):
-        return
-    import torch
-
-    torch.set_num_threads(1)
-    _request_thread.limited = True
-
-
 def _encoder(model_id: str | None) -> Encoder:
-    """The given model's encoder, else the active model's at the revision its embeddings were made with."""
-    from search.embeddings import get_encoder
-    from search.services.embedding import active_model_key, model_source
+    """The given model's encoder, else the active model's at the revision its embeddings were made with.
+    Loaded on the inference thread (see ``search.embeddings.inference``)."""
+    from search.embeddings import get_encoder, on_inference_thread
+    from search.services.embedding import active_model
 
-    _one_torch_thread_per_request_thread()
     if model_id:
-        return get_encoder(model_id)
-    return get_encoder(*model_source(model_key=active_model_key()))
+        return on_inference_thread(get_encoder, model_id)
+    active = active_model()
+    return on_inference_thread(get_encoder, active.model_id, active.revision)
 
 
 def _text_vectors(
@@ -158,8 +143,10 @@ def _text_vectors(
             missing.setdefault(term.text, []).append(position)
     if not missing:
         return
+    from search.embeddings import on_inference_thread
+
     texts = list(missing)
-    array, truncated = encoder.encode_texts_detailed(texts)
+    array, truncated = on_inference_thread(encoder.encode_texts_detailed, texts)
     for text, vector, cut in zip(texts, array, truncated, strict=True):
         vector = np.array(vector, dtype=np.float32)
         vector.setflags(write=False)
