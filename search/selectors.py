@@ -4,18 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-
 from images.models import Image, ImageStatus
 from images.selectors import image_status_counts
 
-from .models import IndexSnapshot, SearchModel, SearchModelState
-
-
-def active_model_id() -> str:
-    """The model id searches use: the active ``SearchModel`` row, else the ``SEMSEARCH_MODEL_ID`` setting."""
-    active = SearchModel.objects.filter(state=SearchModelState.ACTIVE).only("model_id").first()
-    return active.model_id if active else settings.SEMSEARCH_MODEL_ID
+from .models import IndexSnapshot
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -25,13 +17,20 @@ def images_recent(*, limit: int) -> list[Image]:
     )
 
 
+def active_model_status() -> dict[str, Any]:
+    """``encoder_status`` of the model searches use (``active_model``: the same id and revision they load)."""
+    from search.embeddings import encoder_status
+    from search.services.embedding import active_model
+
+    active = active_model()
+    return encoder_status(active.model_id, active.revision)
+
+
 def system_status() -> dict[str, Any]:
     """Model, index, image counts and queue depths; never raises because one part is unavailable."""
-    from search.embeddings import encoder_status
     from workers.selectors import queue_depths
 
-    model_id = active_model_id()
-    model = encoder_status(model_id)
+    model = active_model_status()
     snapshot = IndexSnapshot.objects.filter(model_key=model["model_key"]).order_by("-version").first()
     return {
         "model": model,

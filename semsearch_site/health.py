@@ -33,10 +33,9 @@ def _check_broker() -> str | None:
 
 
 def _check_model() -> str | None:
-    from search.embeddings import encoder_status
-    from search.selectors import active_model_id
+    from search.selectors import active_model_status
 
-    status = encoder_status(active_model_id())
+    status = active_model_status()
     return None if status.get("loaded") else (status.get("error") or "The model is not loaded yet.")
 
 

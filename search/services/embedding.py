@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from semsearch_site.errors import DomainError
 logger = logging.getLogger(__name__)
 
 ACTIVE_KEY_TTL_S = 1.0
-_active_cache: dict[str, tuple[float, str]] = {}
+_active_cache: dict[str, tuple[float, ActiveModel]] = {}
 _active_lock = threading.Lock()
 
 
@@ -37,24 +38,46 @@ def configured_model_key() -> str:
     return model_key_for(settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION or None)
 
 
-def active_model_key() -> str:
-    """The model key searches use: the ``active`` ``SearchModel`` row, else the configured model's key.
+@dataclass(frozen=True)
+class ActiveModel:
+    """The model searches use: the key its embeddings are stored under and the source that produces them."""
 
-    Cached per process for a second (searches call it on every request); ``active_model_key_forget`` clears it.
+    model_key: str
+    model_id: str
+    revision: str
+
+
+def active_model() -> ActiveModel:
+    """The ``active`` ``SearchModel`` row, else the configured model (``SEMSEARCH_MODEL_ID`` at its revision).
+
+    The one answer to "which model" for searches, status and readiness. Cached per process for a second (every
+    search asks); ``active_model_key_forget`` clears it.
     """
     now = time.monotonic()
-    cached = _active_cache.get("key")
+    cached = _active_cache.get("model")
     if cached is not None and now - cached[0] < ACTIVE_KEY_TTL_S:
         return cached[1]
     with _active_lock:
-        row = SearchModel.objects.filter(state=SearchModelState.ACTIVE).values_list("model_key", flat=True).first()
-        key = row or configured_model_key()
-        _active_cache["key"] = (now, key)
-        return key
+        row = (
+            SearchModel.objects.filter(state=SearchModelState.ACTIVE)
+            .values_list("model_key", "model_id", "revision")
+            .first()
+        )
+        if row is not None:
+            model = ActiveModel(*row)
+        else:
+            model = ActiveModel(configured_model_key(), settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION)
+        _active_cache["model"] = (now, model)
+        return model
+
+
+def active_model_key() -> str:
+    """The model key searches use (see ``active_model``)."""
+    return active_model().model_key
 
 
 def active_model_key_forget() -> None:
-    """Drop this process's cached active model key (after a switch)."""
+    """Drop this process's cached active model (after a switch)."""
     _active_cache.clear()
 
 

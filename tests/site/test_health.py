@@ -118,7 +118,7 @@ def test_readyz_reports_a_model_that_is_not_loaded(client, monkeypatch, model_an
     import search.embeddings
 
     status = {"model_id": "x", "model_key": None, "loaded": False, "error": "Set SEMSEARCH_MODEL_ID to a model."}
-    monkeypatch.setattr(search.embeddings, "encoder_status", lambda model_id=None: status)
+    monkeypatch.setattr(search.embeddings, "encoder_status", lambda model_id=None, revision=None: status)
     monkeypatch.setitem(health.READINESS_CHECKS, "model", health._check_model)
 
     # When readiness is asked
