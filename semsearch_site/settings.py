@@ -104,10 +104,11 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------------------------------------------
 SERVICE_DATABASE = "DATABASE_URL" in env
 _db = env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'semsearch.sqlite3'}")
+# Persistent connections with a health check, so a restarted PostgreSQL is reconnected to by itself. SQLite too:
+# opening the file, its PRAGMAs and re-reading the schema cost ~1 ms of every search request.
+_db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+_db["CONN_HEALTH_CHECKS"] = True
 if _db["ENGINE"] == "django.db.backends.postgresql":
-    # Persistent connections with a health check, so a restarted PostgreSQL is reconnected to by itself.
-    _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 elif _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes; IMMEDIATE avoids lock-upgrade deadlocks.
