@@ -62,6 +62,12 @@ def get_encoder(model_id: str | None = None, revision: str | None = None) -> Enc
         return slot.encoder
 
 
+def loaded_encoder(model_id: str | None = None, revision: str | None = None) -> Encoder | None:
+    """The encoder ``get_encoder`` would return if it is loaded already, else None (never loads, never blocks)."""
+    model_id, revision = _defaults(model_id, revision)
+    return _slot(model_id, revision).encoder
+
+
 def encoder_status(model_id: str | None = None, revision: str | None = None) -> dict[str, object]:
     """``{model_id, model_key, loaded, error}`` for the configured (or given) model and revision (as
     ``get_encoder``). Never raises and never blocks:

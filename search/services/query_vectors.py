@@ -70,9 +70,7 @@ class QueryVector:
 def query_model_key(*, model_id: str | None) -> str:
     """The model key searches run against: ``model_id``'s encoder if given, else the active model's key."""
     if model_id:
-        from search.embeddings import get_encoder, on_inference_thread
-
-        return on_inference_thread(get_encoder, model_id).model_key
+        return _encoder(model_id).model_key
     from search.services.embedding import active_model_key
 
     return active_model_key()
@@ -121,12 +119,16 @@ def _encoder(model_id: str | None) -> Encoder:
     """The given model's encoder, else the active model's at the revision its embeddings were made with.
     Loaded on the inference thread (see ``search.embeddings.inference``)."""
     from search.embeddings import get_encoder, on_inference_thread
+    from search.embeddings.registry import loaded_encoder
     from search.services.embedding import active_model
 
     if model_id:
-        return on_inference_thread(get_encoder, model_id)
-    active = active_model()
-    return on_inference_thread(get_encoder, active.model_id, active.revision)
+        source: tuple[str, str | None] = (model_id, None)
+    else:
+        active = active_model()
+        source = (active.model_id, active.revision)
+    # Once loaded, handing the lookup to the inference thread would only cost a thread switch.
+    return loaded_encoder(*source) or on_inference_thread(get_encoder, *source)
 
 
 def _text_vectors(

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import numpy as np
+from django.db.models import QuerySet
 
 from images.models import Image
 from search.query import MAX_LIMIT, MAX_WINDOW, QueryError, SearchHit, SearchPage, SearchQuery, terms_validate
@@ -92,7 +93,7 @@ def _candidates(
     Also returns each passing id's creation time and, for ids checked in small batches (the usual case), the
     whole hydrated row, so a page normally costs a single catalogue query.
     """
-    from search.index import index_search, stored_vectors
+    from search.index import index_search
 
     allowed = filters_allowed_ids(filters=query.filters)
     if allowed is not None and not allowed:
@@ -109,31 +110,54 @@ def _candidates(
     rows: dict[int, Image] = {}
     checked: set[int] = set()
     vectors: dict[int, np.ndarray] = {}
+    kept: list[Candidate] = []
     while True:
         with _stage("index", timings):
             raw = index_search(model_key=model_key, vectors=vector[None, :], k=fetch, allowed_ids=allowed)[0]
         exhausted = len(raw) < fetch or fetch >= MAX_FETCH or (allowed is not None and fetch >= len(allowed))
         ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
         new_ids = [i for i, _ in ranked if i not in checked]
-        with _stage("hydrate", timings):
-            if len(new_ids) <= FULL_ROWS_MAX:
-                found = base.filter(pk__in=new_ids).select_related("uploader").in_bulk()
-                rows.update(found)
-                created.update((pk, row.created_at) for pk, row in found.items())
-            else:
-                for chunk in _chunks(new_ids, 900):
-                    created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
-        checked.update(new_ids)
-        passing = [Candidate(i, s) for i, s in ranked if i in created and i not in excluded]
-        kept, cut = cutoffs_apply(candidates=passing, min_score=query.min_score, relative_margin=query.relative_margin)
-        if query.collapse:
-            missing = [c.image_id for c in kept if c.image_id not in vectors]
-            if missing:
-                vectors.update(stored_vectors(model_key=model_key, image_ids=missing))
-            kept = duplicates_collapse(candidates=kept, vectors=vectors, threshold=query.collapse_threshold)
-        if len(kept) >= want or cut or exhausted:
+        # Unfiltered, nearly every id is a ready image: load the rows the page needs, the slack only if some aren't.
+        need = want + len(excluded) if query.filters.is_empty else len(new_ids)
+        for batch in (new_ids[:need], new_ids[need:]):
+            if not batch:
+                continue
+            with _stage("hydrate", timings):
+                _hydrate(base, batch, rows, created)
+            checked.update(batch)
+            passing = [Candidate(i, s) for i, s in ranked if i in created and i not in excluded]
+            kept, cut = _kept(query, passing, model_key, vectors)
+            if len(kept) >= want or cut:
+                return kept[: max(want, 0)], created, rows
+        if exhausted:
             return kept[: max(want, 0)], created, rows
         fetch = min(fetch * FETCH_GROWTH, MAX_FETCH)
+
+
+def _hydrate(base: QuerySet[Image], ids: list[int], rows: dict[int, Image], created: dict[int, datetime]) -> None:
+    """Load the passing ones of ``ids``: whole rows for a page-sized batch, else only their creation times."""
+    if len(ids) <= FULL_ROWS_MAX:
+        found = base.filter(pk__in=ids).select_related("uploader").in_bulk()
+        rows.update(found)
+        created.update((pk, row.created_at) for pk, row in found.items())
+    else:
+        for chunk in _chunks(ids, 900):
+            created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
+
+
+def _kept(
+    query: SearchQuery, passing: list[Candidate], model_key: str, vectors: dict[int, np.ndarray]
+) -> tuple[list[Candidate], bool]:
+    """``passing`` after the cut-offs and duplicate collapsing, and whether a cut-off stopped the ranking."""
+    from search.index import stored_vectors
+
+    kept, cut = cutoffs_apply(candidates=passing, min_score=query.min_score, relative_margin=query.relative_margin)
+    if query.collapse:
+        missing = [c.image_id for c in kept if c.image_id not in vectors]
+        if missing:
+            vectors.update(stored_vectors(model_key=model_key, image_ids=missing))
+        kept = duplicates_collapse(candidates=kept, vectors=vectors, threshold=query.collapse_threshold)
+    return kept, cut
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -89,6 +89,32 @@ def test_deleted_pending_and_excluded_images_never_show() -> None:
     assert [hit.image.pk for hit in page.hits] == [images[3].pk, images[4].pk]
 
 
+def test_a_page_loads_only_the_rows_it_needs_and_the_slack_only_when_some_are_gone(monkeypatch) -> None:
+    # given ten fanned images, and a record of every batch of ids hydrated
+    images = _fan(10)
+    batches: list[list[int]] = []
+    real = search_module._hydrate
+
+    def spy(base, ids, rows, created):
+        batches.append(list(ids))
+        return real(base, ids, rows, created)
+
+    monkeypatch.setattr(search_module, "_hydrate", spy)
+    # when a page of 3 is asked: one batch, just the 3 + 1 (has_more) best ids
+    page = search_run(query=_like(images[0].pk, limit=3))
+    assert [h.image.pk for h in page.hits] == [i.pk for i in images[:3]]
+    assert batches == [[i.pk for i in images[:4]]]
+    # when one of those is no longer ready: the slack fetched with them fills the page
+    batches.clear()
+    Image.objects.filter(pk=images[1].pk).update(status=ImageStatus.PENDING)
+    page = search_run(query=_like(images[0].pk, limit=3))
+    assert [h.image.pk for h in page.hits] == [images[0].pk, images[2].pk, images[3].pk]
+    assert page.has_more
+    assert len(batches) == 2
+    assert batches[0] == [i.pk for i in images[:4]]
+    assert batches[1][0] == images[4].pk
+
+
 def test_pages_are_stable_and_concatenate_to_the_full_ranking() -> None:
     images = _fan(23)
     full = [h.image.pk for h in search_run(query=_like(images[0].pk, limit=30)).hits]
