@@ -17,10 +17,9 @@ _blas_lock = threading.Lock()
 
 @functools.cache
 def faiss_module() -> ModuleType:
-    """faiss, configured once per process (see ``faiss_threads_for``)."""
+    """faiss, imported once; every call that may start an OpenMP team sizes it with ``faiss_team``."""
     import faiss
 
-    faiss.omp_set_num_threads(_batch_threads())
     return faiss
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from search.embeddings.inference import on_inference_thread
 from search.query import QueryError, QueryTerm
 
 if TYPE_CHECKING:
@@ -94,8 +95,6 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     _text_vectors(terms, encoder, model_key, vectors, notices)
     if pictures:
         assert encoder is not None
-        from search.embeddings import on_inference_thread
-
         encoded = on_inference_thread(encoder.encode_images, list(pictures.values()))
         for position, vector in zip(pictures, encoded, strict=True):
             vectors[position] = np.asarray(vector, dtype=np.float32)
@@ -118,7 +117,7 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
 def _encoder(model_id: str | None) -> Encoder:
     """The given model's encoder, else the active model's at the revision its embeddings were made with.
     Loaded on the inference thread (see ``search.embeddings.inference``)."""
-    from search.embeddings import get_encoder, on_inference_thread
+    from search.embeddings import get_encoder
     from search.embeddings.registry import loaded_encoder
     from search.services.embedding import active_model
 
@@ -145,8 +144,6 @@ def _text_vectors(
             missing.setdefault(term.text, []).append(position)
     if not missing:
         return
-    from search.embeddings import on_inference_thread
-
     texts = list(missing)
     array, truncated = on_inference_thread(encoder.encode_texts_detailed, texts)
     for text, vector, cut in zip(texts, array, truncated, strict=True):
