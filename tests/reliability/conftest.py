@@ -316,3 +316,16 @@ def wait_until(condition: Callable[[], Any], timeout: float, interval: float = 0
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s: {message} (last value: {last!r})")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failed test that used the private stack shows the end of the worker's and gunicorn's logs (what CI
+    prints is all there is to go on when a fault test fails there)."""
+    report: pytest.TestReport = yield
+    deployment = getattr(item, "funcargs", {}).get("stack")
+    if report.failed and isinstance(deployment, Stack):
+        for process in (deployment.worker, *deployment.extra_workers, deployment.web):
+            if process is not None:
+                report.sections.append((f"{process.name} log (last lines)", process.tail(80)))
+    return report
