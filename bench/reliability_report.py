@@ -39,6 +39,12 @@ PROMISES: list[tuple[str, list[str], list[str]]] = [
         ["redis_restart"],
     ),
     (
+        "A worker whose broker goes away while it runs a task (its message unacknowledged) finishes the task, "
+        "reconnects by itself and takes the next one; it never exits.",
+        ["test_broker_loss_mid_task.py::test_worker_survives_broker_loss_while_a_task_runs"],
+        ["broker_loss_mid_task"],
+    ),
+    (
         "While PostgreSQL is down, requests fail cleanly (503 with a message and `Retry-After`), never a 500 or a "
         "dropped connection; afterwards the same processes recover by themselves.",
         ["test_database_restart.py::test_postgres_restart_gives_503_with_message_then_recovers_by_itself[fast]",
@@ -109,6 +115,14 @@ FOUND: list[tuple[str, str, str]] = [
         "`DELETE /api/v1/images/{id}`, about 1 delete in 100 under mixed load).",
         "test_delete_race.py::test_delete_during_embedding_store_cascades_instead_of_failing (found by bench/load.py)",
         "Fix: deleting an image while a worker stores its embedding no longer fails with a 500",
+    ),
+    (
+        "A Redis restart while a worker held an unacknowledged message stopped the worker for good (`Unrecoverable "
+        "error: AttributeError` in kombu 5.7's Redis transport, closing a connection Celery 5.7 had already "
+        "collected); every later upload stayed `pending` and no damaged snapshot was rebuilt (CI, 2026-11-27).",
+        "tests/site/test_broker.py::test_our_transport_lets_celery_reconnect (found by CI; reproduced by "
+        "restarting Redis and PostgreSQL 30 times under traffic)",
+        "Fix: a Redis restart while a task runs no longer stops the worker for good",
     ),
 ]
 

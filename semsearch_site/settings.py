@@ -148,7 +148,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
     }
-elif CELERY_BROKER_URL.startswith("redis"):
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport with a fix that keeps a worker alive through a Redis restart (see the module).
+    CELERY_BROKER_TRANSPORT = "semsearch_site.broker:RedisTransport"
     # Longer than the longest task time limit, so a slow task is never redelivered while it still runs.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
