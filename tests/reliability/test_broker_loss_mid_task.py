@@ -1,10 +1,11 @@
 """The broker goes away while a worker runs a task (its message still unacknowledged): the worker reconnects
 and takes the next task, instead of exiting.
 
-Celery 5.7 with kombu 5.7's Redis transport turned exactly this into "Unrecoverable error: AttributeError"
-and a worker that stopped for good (``semsearch_site/broker.py`` has the fix). A worker runs
-``tests.reliability.slow_worker`` (every snapshot build slowed down) on a Redis of its own; the Redis stops while a
-build runs and comes back, twice. Services pass.
+End to end, with a real worker: ``tests.reliability.slow_worker`` (every snapshot build slowed down) on a Redis of
+its own, which stops while a build runs and comes back, twice. With kombu 5.7's own Redis transport such a loss
+can stop the worker for good ("Unrecoverable error: AttributeError"; ``semsearch_site/broker.py`` has the fix),
+but only when the loss is noticed on a particular socket first, which this test does not control:
+``tests/site/test_broker.py`` reproduces that failure every time. Services pass.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .test_redis_restart import seed_images
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 
 BUILD_SECONDS = 10
-OUTAGES = 2  # which socket notices a lost connection first varies; each outage is another chance to fail
+OUTAGES = 2  # which socket notices a lost connection first varies; each outage is another chance
 SEND_BUILD = "from workers.tasks import index_build; print('TASK', index_build.delay(force=True).id)"
 
 
