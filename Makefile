@@ -29,9 +29,12 @@ test: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	bash scripts/test.sh
 
+## ruff (lint + format), import-linter (the one-way layers, no cycles), mypy (django-stubs, drf-stubs).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -7,6 +7,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "semsearch_site.settings")
+    from semsearch_site.bootstrap import data_dir_prepare
+
+    data_dir_prepare()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

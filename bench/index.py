@@ -37,8 +37,8 @@ import django  # noqa: E402
 
 django.setup()
 
-from search.index._faiss import batch_blas, faiss_module  # noqa: E402
 from search.index.build import index_settings  # noqa: E402
+from search.index.faiss_runtime import batch_blas, faiss_module  # noqa: E402
 from search.index.kinds import IndexPlan, index_create, index_params_apply, index_plan, index_query  # noqa: E402
 from search.index.tuning import memory_rerank_source, params_tune  # noqa: E402
 

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from .formats import FORMAT_NAMES_TEXT
 from .models import Image, ImageStatus
 from .selectors import image_status_counts
 from .services import image_delete, images_reembed
@@ -35,7 +36,7 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(help_text="Images (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF) and/or zip archives.")
+    files = MultipleFileField(help_text=f"Images ({FORMAT_NAMES_TEXT}) and/or zip archives.")
     title = forms.CharField(required=False, max_length=500)
     attribution = forms.CharField(required=False, max_length=500)
     source_link = forms.URLField(required=False, max_length=2000)
@@ -59,8 +60,8 @@ class ImageAdmin(admin.ModelAdmin):
     def preview(self, obj: Image) -> str:
         if not obj.thumbnail:
             return "—"
-        return format_html('<img src="/media/{}" alt="" style="max-height:64px;max-width:96px" loading="lazy">',
-                           obj.thumbnail.name)  # fmt: skip
+        return format_html('<img src="{}" alt="" style="max-height:64px;max-width:96px" loading="lazy">',
+                           obj.thumbnail.url)  # fmt: skip
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: Image) -> str:
@@ -111,7 +112,7 @@ class ImageAdmin(admin.ModelAdmin):
     def queue_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        from workers.selectors import queue_depths
+        from core.queues import queue_depths
 
         failures = Image.objects.filter(status=ImageStatus.FAILED).order_by("-updated_at")[:20]
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Embedding progress",

@@ -9,8 +9,8 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
+from core.errors import NotFoundError
 from images.models import Image, ImageStatus
-from semsearch_site.errors import NotFoundError
 
 
 def image_list(

@@ -5,10 +5,8 @@ from __future__ import annotations
 from django.http import FileResponse, Http404, HttpRequest
 from django.views.decorators.http import require_safe
 
-from images.services.storage import MEDIA_NAME, media_root
-
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
-                 "bmp": "image/bmp", "tiff": "image/tiff", "heic": "image/heic", "avif": "image/avif"}  # fmt: skip
+from images.formats import BY_EXTENSION
+from images.services.storage import MEDIA_NAME, media_file_open
 
 
 @require_safe
@@ -18,14 +16,13 @@ def media_serve(request: HttpRequest, name: str) -> FileResponse:
     Only names of the exact form ``originals|thumbnails/ab/cd/<sha256>.<ext>`` are served, so no path can
     escape the media folder."""
     match = MEDIA_NAME.match(name)
-    if not match or match["ext"] not in CONTENT_TYPES:
+    if not match or match["ext"] not in BY_EXTENSION:
         raise Http404("No such file.")
-    path = media_root() / name
     try:
-        handle = path.open("rb")
+        handle = media_file_open(name=name)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise Http404("No such file.") from exc
-    response = FileResponse(handle, content_type=CONTENT_TYPES[match["ext"]])
+    response = FileResponse(handle, content_type=BY_EXTENSION[match["ext"]].mime_type)
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Content-Disposition"] = f'inline; filename="{match["hash"]}.{match["ext"]}"'

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from images.formats import IMAGE_SUFFIXES
 from search.query import QueryError, QueryTerm, SearchHit, SearchPage, query_parse
 from search.query.params import search_query_from_params
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 QueryInput = str | int | Path | Any  # text (query syntax), image id, picture path, PIL image or raw bytes
 
 

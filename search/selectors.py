@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.queues import queue_depths
 from images.models import Image, ImageStatus
 from images.selectors import image_status_counts
-
-from .models import IndexSnapshot
+from search.embeddings import encoder_status
+from search.state import active_model, snapshot_latest
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -19,19 +20,14 @@ def images_recent(*, limit: int) -> list[Image]:
 
 def active_model_status() -> dict[str, Any]:
     """``encoder_status`` of the model searches use (``active_model``: the same id and revision they load)."""
-    from search.embeddings import encoder_status
-    from search.services.embedding import active_model
-
     active = active_model()
     return encoder_status(active.model_id, active.revision)
 
 
 def system_status() -> dict[str, Any]:
     """Model, index, image counts and queue depths; never raises because one part is unavailable."""
-    from workers.selectors import queue_depths
-
     model = active_model_status()
-    snapshot = IndexSnapshot.objects.filter(model_key=model["model_key"]).order_by("-version").first()
+    snapshot = snapshot_latest(model_key=model["model_key"])
     return {
         "model": model,
         "index": {

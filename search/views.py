@@ -16,6 +16,8 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from core.errors import DomainError
+from images.formats import FORMAT_NAMES
 from images.models import Image, ImageStatus
 from search.api.serializers import SearchParamsSerializer
 from search.query import QueryTerm, SearchHit, query_parse
@@ -23,12 +25,10 @@ from search.query.params import search_query_from_params
 from search.selectors import images_recent, system_status
 from search.services.query_pictures import query_picture_load, query_picture_store
 from search.services.search import search_run
-from semsearch_site.errors import DomainError
 
 FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
 OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
 RECENT_COUNT = 12
-FORMATS = ("JPEG", "PNG", "WebP", "GIF", "BMP", "TIFF", "HEIC", "AVIF")
 
 
 @require_http_methods(["GET", "POST"])
@@ -39,7 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     if request.method == "POST":
         return _picture_post(request)
-    context: dict[str, Any] = {"status": system_status(), "form": request.GET, "formats": FORMATS}
+    context: dict[str, Any] = {"status": system_status(), "form": request.GET, "formats": FORMAT_NAMES}
     context["filters_open"] = any(request.GET.get(f) for f in FILTER_FIELDS + OPTION_FIELDS[:2])
     q = request.GET.get("q", "").strip()
     token = request.GET.get("picture", "")
@@ -101,7 +101,7 @@ def _picture_post(request: HttpRequest) -> HttpResponse:
     try:
         keep["picture"] = query_picture_store(data=upload.read())
     except DomainError as error:
-        context = {"status": system_status(), "form": request.POST, "formats": FORMATS, "error": error.message}
+        context = {"status": system_status(), "form": request.POST, "formats": FORMAT_NAMES, "error": error.message}
         return render(request, "search/home.html", context, status=error.status_code)
     return HttpResponseRedirect(reverse("home") + "?" + urlencode(keep), status=303)
 

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
 
+from .bootstrap import data_dir_prepare
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "semsearch_site.settings")
+_program = Path(sys.argv[0])
+if "celery" in (_program.name, _program.parent.name):  # a worker or beat starting: ``[python -m] celery -A ...``
+    data_dir_prepare()
 
 app = Celery("semsearch")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -33,8 +40,9 @@ def _task_started(task_id: str, task: Any, **kwargs: Any) -> None:
 
 @signals.task_postrun.connect
 def _task_finished(task_id: str, task: Any, state: str | None = None, **kwargs: Any) -> None:
+    from core.metrics import TASK_SECONDS
+
     from .logging import request_id_var
-    from .metrics import TASK_SECONDS
 
     started, token = _running.pop(task_id, (None, None))
     if started is None:

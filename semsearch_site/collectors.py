@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from .metrics import IMAGES_BY_STATUS, QUEUE_DEPTH, SNAPSHOT_AGE_SECONDS, SNAPSHOT_VERSION
+from core.metrics import IMAGES_BY_STATUS, QUEUE_DEPTH, SNAPSHOT_AGE_SECONDS, SNAPSHOT_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ def _refresh_images() -> None:
 
 
 def _refresh_queues() -> None:
-    from workers.selectors import queue_depths
+    from core.queues import queue_depths
 
     for queue, depth in queue_depths().items():
         QUEUE_DEPTH.labels(queue=queue).set(depth)
@@ -42,11 +42,9 @@ def _refresh_queues() -> None:
 def _refresh_snapshot() -> None:
     from django.utils import timezone
 
-    from search.models import IndexSnapshot, SearchModel, SearchModelState
+    from search.state import active_model_key, snapshot_latest
 
-    snapshots = IndexSnapshot.objects.order_by("-created_at", "-id")
-    active = SearchModel.objects.filter(state=SearchModelState.ACTIVE).values_list("model_key", flat=True).first()
-    newest = (snapshots.filter(model_key=active) if active else snapshots).only("version", "created_at").first()
+    newest = snapshot_latest(model_key=active_model_key())
     SNAPSHOT_VERSION.set(newest.version if newest else 0)
     SNAPSHOT_AGE_SECONDS.set((timezone.now() - newest.created_at).total_seconds() if newest else 0)
 

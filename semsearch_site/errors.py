@@ -1,4 +1,4 @@
-"""Domain errors and the REST edge that turns them (and a lost database) into clear 4xx/503 responses."""
+"""The REST edge: turns domain errors (``core.errors``) and a lost database into clear 4xx/503 responses."""
 
 from __future__ import annotations
 
@@ -8,26 +8,7 @@ from django.db import InterfaceError, OperationalError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
-class DomainError(Exception):
-    """A failure the caller can understand and act on; ``status_code`` is the HTTP status at the edge."""
-
-    status_code = 400
-    code = "invalid"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFoundError(DomainError):
-    status_code = 404
-    code = "not_found"
-
-
-class ServiceUnavailableError(DomainError):
-    status_code = 503
-    code = "unavailable"
+from core.errors import DomainError
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

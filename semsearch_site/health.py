@@ -27,7 +27,7 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
-    from workers.selectors import broker_check
+    from core.queues import broker_check
 
     return broker_check()
 

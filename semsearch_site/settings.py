@@ -12,11 +12,12 @@ Every variable is listed, with its default, in the README's "Configuration" tabl
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
+from semsearch_site.bootstrap import SECRET_KEY_FILE, data_dir, storage_root
 from semsearch_site.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,23 +26,24 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Storage ----------------------------------------------------------------------------------------------------
-DATA_DIR = Path(env.str("SEMSEARCH_DATA_DIR", default=str(BASE_DIR / "data"))).resolve()
-STORAGE_ROOT = Path(env.str("SEMSEARCH_STORAGE_ROOT", default=str(DATA_DIR))).resolve()
+DATA_DIR = data_dir()
+STORAGE_ROOT = storage_root()
 MEDIA_ROOT = STORAGE_ROOT / "media"
 INDEX_ROOT = STORAGE_ROOT / "index"
-for _folder in (DATA_DIR, MEDIA_ROOT, INDEX_ROOT):
-    _folder.mkdir(parents=True, exist_ok=True)
+# The folders and the generated secret key are created by ``semsearch_site.bootstrap`` when a process starts.
 
 
 def _secret_key() -> str:
-    """The configured key, else one generated once and kept in the data folder (embedded default only)."""
+    """The configured key, else the one ``bootstrap.data_dir_prepare`` generated into the data folder."""
     configured = env.str("SECRET_KEY", default="")
     if configured:
         return configured
-    key_file = DATA_DIR / "secret_key"
+    key_file = DATA_DIR / SECRET_KEY_FILE
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        raise ImproperlyConfigured(
+            f"No SECRET_KEY is set and {key_file} does not exist: set SECRET_KEY, or start through manage.py, "
+            "the WSGI/ASGI application or the Celery app, which create it."
+        )
     return key_file.read_text().strip()
 
 
@@ -139,8 +141,6 @@ BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("queue", "processed", "control"):
-        (BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "control_folder": str(BROKER_DIR / "control"),
         "data_folder_in": str(BROKER_DIR / "queue"),

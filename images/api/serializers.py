@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from images.formats import FORMAT_NAMES_TEXT
 from images.models import Image, ImageStatus
+from images.services.storage import media_url
 
 
 class TagsField(serializers.ListField):
@@ -44,8 +46,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         if not name:
             return None
         request = self.context.get("request")
-        path = f"/media/{name}"
-        return request.build_absolute_uri(path) if request else path
+        url = media_url(name=name)
+        return request.build_absolute_uri(url) if request and url else url
 
     def get_original_url(self, obj: Image) -> str | None:
         return self._url(obj.original.name)
@@ -60,7 +62,7 @@ class ImageListFilterSerializer(serializers.Serializer):
     tags = TagsField(required=False, help_text="Comma-separated; every tag must be present.")
     uploader = serializers.CharField(required=False, help_text="User id or username.")
     image_format = serializers.CharField(
-        required=False, help_text="JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC or AVIF (`format` is DRF's renderer switch)."
+        required=False, help_text=f"{FORMAT_NAMES_TEXT} (`format` is DRF's renderer switch)."
     )
     status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
     min_width = serializers.IntegerField(required=False, min_value=1)

@@ -9,7 +9,7 @@ Public names:
 - ``fetch_url(url, *, max_bytes, timeout) -> FetchedFile`` and ``FetchRejectedError``
 """
 
-from .decoding import ALLOWED_NAMES, DecodedImage, ImageRejectedError, decode_image
+from .decoding import DecodedImage, ImageRejectedError, decode_image
 from .fetching import FetchedFile, FetchRejectedError, fetch_url
 from .ingest import (
     IngestResult,
@@ -25,7 +25,6 @@ from .ingest import (
 )
 
 __all__ = [
-    "ALLOWED_NAMES",
     "DecodedImage",
     "FetchRejectedError",
     "FetchedFile",

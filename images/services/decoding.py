@@ -12,24 +12,8 @@ from django.conf import settings
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
-from semsearch_site.errors import DomainError
-
-# PIL format name -> the name users see. MPO is what Pillow calls many camera JPEGs.
-ALLOWED_FORMATS = {
-    "JPEG": "JPEG",
-    "MPO": "JPEG",
-    "PNG": "PNG",
-    "WEBP": "WebP",
-    "GIF": "GIF",
-    "BMP": "BMP",
-    "TIFF": "TIFF",
-    "HEIF": "HEIC",
-    "AVIF": "AVIF",
-}
-ALLOWED_NAMES = "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF"
-# The file extension an original is stored under, by user-facing format name.
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WebP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
-              "HEIC": "heic", "AVIF": "avif"}  # fmt: skip
+from core.errors import DomainError
+from images.formats import BY_PIL_NAME, FORMAT_NAMES_TEXT
 
 # Recognised-but-refused formats, so the message can say what the file is (first bytes -> name).
 _KNOWN_OTHERS = [
@@ -76,11 +60,11 @@ _HEIF_AVAILABLE = _register_heif()
 def _openers() -> list[str]:
     """The allowlisted formats Pillow has an opener for (MPO is produced by the JPEG opener, not one of its own)."""
     PILImage.init()
-    return [name for name in ALLOWED_FORMATS if name in PILImage.OPEN]
+    return [name for name in BY_PIL_NAME if name in PILImage.OPEN]
 
 
 def max_image_pixels() -> int:
-    return int(getattr(settings, "SEMSEARCH_MAX_IMAGE_PIXELS", 64_000_000))
+    return int(settings.SEMSEARCH_MAX_IMAGE_PIXELS)
 
 
 def _refused_format_name(data: bytes) -> str | None:
@@ -100,7 +84,7 @@ def _open(data: bytes) -> PILImage.Image:
         raise ImageRejectedError("The file is empty.")
     refused = _refused_format_name(data)
     if refused:
-        raise ImageRejectedError(f"{refused} is not an allowed format; allowed: {ALLOWED_NAMES}.")
+        raise ImageRejectedError(f"{refused} is not an allowed format; allowed: {FORMAT_NAMES_TEXT}.")
     limit = max_image_pixels()
     # Pillow's own bomb guard raises at twice this value; keep it at or above ours so ours decides.
     if PILImage.MAX_IMAGE_PIXELS is not None and limit > PILImage.MAX_IMAGE_PIXELS:
@@ -113,7 +97,7 @@ def _open(data: bytes) -> PILImage.Image:
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise ImageRejectedError(
-            f"The file is not a readable image in an allowed format; allowed: {ALLOWED_NAMES}."
+            f"The file is not a readable image in an allowed format; allowed: {FORMAT_NAMES_TEXT}."
         ) from exc
 
 
@@ -146,9 +130,9 @@ def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
     longer side) when the caller only needs a thumbnail. No side effects; safe to call from any thread.
     """
     image = _open(data)
-    fmt = ALLOWED_FORMATS.get(image.format or "", "")
-    if not fmt:
-        raise ImageRejectedError(f"{image.format} is not an allowed format; allowed: {ALLOWED_NAMES}.")
+    allowed = BY_PIL_NAME.get(image.format or "")
+    if allowed is None:
+        raise ImageRejectedError(f"{image.format} is not an allowed format; allowed: {FORMAT_NAMES_TEXT}.")
     width, height = image.size
     if width <= 0 or height <= 0:
         raise ImageRejectedError("The image declares an empty size.")
@@ -172,10 +156,10 @@ def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
             f"The image declares too many pixels, over the limit of {max_image_pixels():,} (a decompression bomb?)."
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, TypeError) as exc:
-        raise ImageRejectedError(f"The {fmt} file is truncated or corrupt ({exc}).") from exc
+        raise ImageRejectedError(f"The {allowed.name} file is truncated or corrupt ({exc}).") from exc
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return DecodedImage(image=rgb, format=fmt, width=width, height=height)
+    return DecodedImage(image=rgb, format=allowed.name, width=width, height=height)
 
 
 def heif_available() -> bool:

@@ -16,7 +16,7 @@ import urllib3
 from django.conf import settings
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from semsearch_site.errors import DomainError
+from core.errors import DomainError
 
 MAX_REDIRECTS = 3
 CHUNK = 64 * 1024
@@ -58,7 +58,7 @@ def address_forbidden_reason(address: str) -> str | None:
 
 
 def _allowlisted(host: str, port: int) -> bool:
-    allowed = {entry.strip().lower() for entry in getattr(settings, "SEMSEARCH_FETCH_ALLOWLIST", []) if entry.strip()}
+    allowed = {entry.strip().lower() for entry in settings.SEMSEARCH_FETCH_ALLOWLIST if entry.strip()}
     bare = host.strip("[]").lower()
     return bool(allowed & {bare, f"{bare}:{port}", f"[{bare}]:{port}"})
 

@@ -11,14 +11,13 @@ from pathlib import Path
 
 from django.db import transaction
 
+from images.formats import IMAGE_SUFFIXES
 from images.models import Image, ImportedFile
 
 from .decoding import ImageRejectedError
 from .importing import EmbedBatcher, ImportInputError, ImportSummary, pipeline_run, report_write
 from .ingest import PreparedImage, image_delete, image_prepare, image_record
 from .uploads import max_file_bytes
-
-EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ def folder_scan(*, root: Path) -> list[FoundFile]:
     for folder, subfolders, names in os.walk(root, followlinks=False):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         for name in sorted(names):
-            if name.startswith(".") or Path(name).suffix.lower() not in EXTENSIONS:
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             path = os.path.join(folder, name)
             try:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.utils import timezone
 
-from semsearch_site.errors import DomainError
+from core.errors import DomainError
 
 from .ingest import image_embedding_enqueue
 

@@ -10,13 +10,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial, update_wrapper
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from core.dispatch import EMBED_IMAGES, task_send_on_commit
+from images.formats import BY_NAME
 from images.models import Image, ImageStatus
 
-from .decoding import EXTENSIONS, decode_image
-from .storage import THUMBNAIL_EXT, media_file_delete, media_file_write, media_name, media_root, thumbnail_render
+from .decoding import decode_image
+from .storage import (
+    THUMBNAIL_EXT,
+    media_file_delete,
+    media_file_exists,
+    media_file_write,
+    media_name,
+    thumbnail_render,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +86,12 @@ def image_prepare(*, data: bytes) -> PreparedImage:
 
     Raises ``ImageRejectedError``. Touches no database, so it is safe in worker threads. Idempotent.
     """
-    from django.conf import settings
-
-    decoded = decode_image(data, max_side=2 * int(getattr(settings, "SEMSEARCH_THUMBNAIL_SIZE", 384)))
+    decoded = decode_image(data, max_side=2 * int(settings.SEMSEARCH_THUMBNAIL_SIZE))
     content_hash = hashlib.sha256(data).hexdigest()
-    original_name = media_name(kind="originals", content_hash=content_hash, ext=EXTENSIONS[decoded.format])
+    original_name = media_name(kind="originals", content_hash=content_hash, ext=BY_NAME[decoded.format].extension)
     thumbnail_name = media_name(kind="thumbnails", content_hash=content_hash, ext=THUMBNAIL_EXT)
     media_file_write(name=original_name, data=data)
-    if not (media_root() / thumbnail_name).is_file():
+    if not media_file_exists(name=thumbnail_name):
         media_file_write(name=thumbnail_name, data=thumbnail_render(image=decoded.image))
     return PreparedImage(content_hash=content_hash, original_name=original_name, thumbnail_name=thumbnail_name,
                          width=decoded.width, height=decoded.height, format=decoded.format,
@@ -97,22 +105,7 @@ def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None =
     """
     ids = [int(pk) for pk in image_ids]
     if ids:
-        transaction.on_commit(_named(partial(_embed_send, ids, model_key)), robust=True)
-
-
-def _named(callback: partial) -> partial:
-    """``callback`` with its function's name: Django's robust ``on_commit`` logs ``__qualname__`` when a callback
-    fails, and a bare partial has none, so a broker outage became an AttributeError (a 500) after the commit."""
-    return update_wrapper(callback, callback.func)
-
-
-def _embed_send(image_ids: list[int], model_key: str | None) -> None:
-    from workers.tasks import embed_images
-
-    if model_key:
-        embed_images.delay(image_ids=image_ids, model_key=model_key)
-    else:
-        embed_images.delay(image_ids=image_ids)
+        task_send_on_commit(EMBED_IMAGES, image_ids=ids, **({"model_key": model_key} if model_key else {}))
 
 
 def _provenance_fields(
@@ -210,7 +203,7 @@ def image_ingest(
                   "attribution": attribution, "uploader": uploader}  # fmt: skip
     content_hash = hashlib.sha256(data).hexdigest()
     existing = Image.objects.filter(content_hash=content_hash).first()
-    if existing is not None and (media_root() / existing.original.name).is_file():
+    if existing is not None and media_file_exists(name=existing.original.name):
         # Known bytes: already decoded and checked once, so no second decode.
         fields = _provenance_fields(**provenance)
         return IngestResult(_provenance_merge(existing, fields=fields, tags=tags_clean(tags), retry_failed=True), False)
@@ -236,4 +229,6 @@ def image_delete(*, image: Image) -> None:
         Image.objects.select_for_update().filter(pk=image.pk).exists()
         Image.objects.filter(pk=image.pk).delete()
         for name in names:
-            transaction.on_commit(_named(partial(media_file_delete, name=name)), robust=True)
+            # Named: Django's robust on_commit logs the callback's __qualname__, which a bare partial lacks.
+            callback = update_wrapper(partial(media_file_delete, name=name), media_file_delete)
+            transaction.on_commit(callback, robust=True)

@@ -1,4 +1,7 @@
-"""Content-addressed files under ``MEDIA_ROOT``: originals and thumbnails named by the sha256 of the original.
+"""Content-addressed media in Django's default storage: originals and thumbnails named by the sha256 of the original.
+
+Everything goes through the storage API (``default_storage``), so ``STORAGES`` can move media to object storage
+(django-storages) without a code change.
 
 Writes are atomic (temporary file, fsync, ``os.replace``), so a reader never sees half a file, and idempotent: a
 name already present with the right size is reused. Files left behind by a rolled-back row are harmless; the next
@@ -12,8 +15,11 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, Storage, default_storage
 from PIL import Image as PILImage
 
 # The only names the media view serves: traversal is impossible because nothing else matches.
@@ -24,19 +30,31 @@ THUMBNAIL_FORMAT = "WEBP"
 THUMBNAIL_EXT = "webp"
 
 
-def media_root() -> Path:
-    return Path(settings.MEDIA_ROOT)
-
-
 def media_name(*, kind: str, content_hash: str, ext: str) -> str:
     return f"{kind}/{content_hash[:2]}/{content_hash[2:4]}/{content_hash}.{ext}"
 
 
+def media_file_exists(*, name: str) -> bool:
+    """Whether the storage holds ``name``."""
+    return bool(name) and default_storage.exists(name)
+
+
 def media_file_write(*, name: str, data: bytes) -> None:
-    """Store ``data`` at ``name`` (relative to MEDIA_ROOT) atomically; a present file of the same size is kept."""
-    target = media_root() / name
-    if target.is_file() and target.stat().st_size == len(data):
+    """Store ``data`` at ``name`` in the default storage; a present file of the same size is kept (idempotent).
+
+    On a local filesystem the write is atomic (temporary file, fsync, ``os.replace``); other backends (object
+    storage) publish an object in one request, which is atomic too.
+    """
+    storage = default_storage
+    present = storage.exists(name)
+    if present and storage.size(name) == len(data):
         return
+    if not _is_local(storage):
+        if present:
+            storage.delete(name)  # a partial object of another size: replace it (save() would pick another name)
+        storage.save(name, ContentFile(data))
+        return
+    target = Path(storage.path(name))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
@@ -52,13 +70,41 @@ def media_file_write(*, name: str, data: bytes) -> None:
 
 def media_file_delete(*, name: str) -> None:
     """Remove a stored file if present (idempotent)."""
-    if name and MEDIA_NAME.match(name):
-        (media_root() / name).unlink(missing_ok=True)
+    if name and MEDIA_NAME.match(name) and default_storage.exists(name):
+        default_storage.delete(name)
+
+
+def media_file_open(*, name: str) -> IO[bytes]:
+    """The stored file ``name`` opened for binary reading; raises ``FileNotFoundError`` when it is missing."""
+    if not MEDIA_NAME.match(name) or not default_storage.exists(name):
+        raise FileNotFoundError(name)
+    return default_storage.open(name, "rb")
+
+
+def media_source(*, name: str) -> str | bytes | None:
+    """What a decoder should read for ``name``: its local path when the storage has one (decoders can then read
+    only what they need), else its bytes; None when it is not stored."""
+    if not media_file_exists(name=name):
+        return None
+    if _is_local(default_storage):
+        return default_storage.path(name)
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def media_url(*, name: str) -> str | None:
+    """The URL the storage serves ``name`` at (``MEDIA_URL`` + name for the local one), or None for no file."""
+    return default_storage.url(name) if name else None
+
+
+def _is_local(storage: Storage) -> bool:
+    """A folder on this machine (``FileSystemStorage``): files can be written atomically and read by path."""
+    return isinstance(storage, FileSystemStorage)
 
 
 def thumbnail_render(*, image: PILImage.Image) -> bytes:
     """A WebP no larger than ``SEMSEARCH_THUMBNAIL_SIZE`` on its longer side, from an upright RGB picture."""
-    size = int(getattr(settings, "SEMSEARCH_THUMBNAIL_SIZE", 384))
+    size = int(settings.SEMSEARCH_THUMBNAIL_SIZE)
     thumb = image.copy()
     thumb.thumbnail((size, size), PILImage.Resampling.LANCZOS, reducing_gap=3.0)
     buffer = io.BytesIO()

@@ -31,11 +31,11 @@ class UploadOutcome:
 
 
 def max_file_bytes() -> int:
-    return int(getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", 50 * 1024 * 1024))
+    return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 def max_archive_members() -> int:
-    return int(getattr(settings, "SEMSEARCH_MAX_ARCHIVE_MEMBERS", 10_000))
+    return int(settings.SEMSEARCH_MAX_ARCHIVE_MEMBERS)
 
 
 def _archive_members(name: str, data: bytes) -> Iterator[tuple[str, bytes | str]]:

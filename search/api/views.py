@@ -14,12 +14,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import NotFoundError
 from images.models import Image, ImageStatus
 from search.query import QueryTerm, query_parse
 from search.query.params import search_query_from_params
 from search.selectors import system_status
 from search.services.search import search_run
-from semsearch_site.errors import NotFoundError
 
 from .serializers import (
     ErrorSerializer,

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from search.models import Embedding, IndexSnapshot
+from search.state import snapshot_latest, snapshots_newest_first
 
 from .kinds import index_create, index_plan
 from .locks import maintenance_lock
@@ -29,18 +30,16 @@ def build_lock_name(model_key: str) -> str:
 
 def index_settings() -> dict[str, Any]:
     """The build settings in effect (memory budget in bytes, recall target, Flat limit)."""
-    from .kinds import FLAT_MAX_VECTORS
-
     return {
         "memory_budget_bytes": int(settings.SEMSEARCH_INDEX_MEMORY_BUDGET_MB) * 1024 * 1024,
         "recall_target": float(settings.SEMSEARCH_INDEX_RECALL_TARGET),
-        "flat_max": int(getattr(settings, "SEMSEARCH_INDEX_FLAT_MAX_VECTORS", FLAT_MAX_VECTORS)),
+        "flat_max": int(settings.SEMSEARCH_INDEX_FLAT_MAX_VECTORS),
     }
 
 
 def snapshot_is_current(*, model_key: str) -> bool:
     """True when the newest snapshot holds exactly the embeddings the table has (none added or removed since)."""
-    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    latest = snapshot_latest(model_key=model_key)
     if latest is None:
         return False
     embeddings = Embedding.objects.filter(model_key=model_key)
@@ -65,7 +64,7 @@ def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
                                  recall_target=config["recall_target"])  # fmt: skip
     latest = IndexSnapshot.objects.filter(model_key=model_key).aggregate(v=Max("version"))["v"] or 0
     version = latest + 1
-    snapshot_files_prune(model_key=model_key, keep=_kept_paths(model_key), temp_older_than_s=0)
+    snapshot_files_prune(model_key=model_key, keep=snapshot_paths_kept(model_key=model_key), temp_older_than_s=0)
     relative, checksum = snapshot_write(index=index, model_key=model_key, version=version)
     with transaction.atomic():
         snapshot = IndexSnapshot.objects.create(
@@ -73,7 +72,7 @@ def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
             vector_count=data.count, dimension=dimension, watermark=data.last_embedding_id, recall_at_10=recall,
             checksum=checksum, build_seconds=time.perf_counter() - started,
         )  # fmt: skip
-    snapshot_files_prune(model_key=model_key, keep=_kept_paths(model_key), temp_older_than_s=0)
+    snapshot_files_prune(model_key=model_key, keep=snapshot_paths_kept(model_key=model_key), temp_older_than_s=0)
     logger.info("built %s snapshot v%d: %s, %d vectors, recall@10 %s, params %s, %.1f s", model_key, version,
                 plan.factory, data.count, f"{recall:.3f}" if recall is not None else "n/a", params,
                 snapshot.build_seconds)  # fmt: skip
@@ -86,8 +85,9 @@ def _dimension_of(model_key: str) -> int:
     return embedding_dimension(model_key=model_key) or 1
 
 
-def _kept_paths(model_key: str) -> set[str]:
-    rows = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version")[:KEEP_VERSIONS]
+def snapshot_paths_kept(*, model_key: str) -> set[str]:
+    """The files of the last ``KEEP_VERSIONS`` snapshots of ``model_key``: the ones pruning must leave alone."""
+    rows = snapshots_newest_first(model_key=model_key)[:KEEP_VERSIONS]
     return {row.file_path for row in rows}
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from semsearch_site.errors import DomainError, ServiceUnavailableError
+from core.errors import DomainError, ServiceUnavailableError
 
 
 class SnapshotCorruptError(ServiceUnavailableError):

@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from ._faiss import faiss_team
 from .exact import Hits
+from .faiss_runtime import faiss_team
 
 RerankSource = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-FLAT_MAX_VECTORS = 50_000
 ID_BYTES_PER_VECTOR = 56  # IVF list id + IndexIDMap2 forward id + reverse-map entry
 ADD_CHUNK = 65_536
 
@@ -38,7 +37,7 @@ class IndexPlan:
     estimated_bytes: int = 0
 
 
-def index_plan(*, count: int, dimension: int, memory_budget_bytes: int, flat_max: int = FLAT_MAX_VECTORS) -> IndexPlan:
+def index_plan(*, count: int, dimension: int, memory_budget_bytes: int, flat_max: int) -> IndexPlan:
     """The index type and shape for ``count`` vectors of ``dimension`` under a memory budget. Pure function."""
     raw = count * dimension * 4
     flat_bytes = raw + count * 16
@@ -61,7 +60,7 @@ def index_plan(*, count: int, dimension: int, memory_budget_bytes: int, flat_max
 
 def index_create(*, plan: IndexPlan, ids: np.ndarray, vectors: np.ndarray, seed: int = 1234) -> Any:
     """Train (on a random sample) and fill the planned index with ``vectors`` labelled by ``ids``."""
-    from ._faiss import faiss_module
+    from .faiss_runtime import faiss_module
 
     faiss = faiss_module()
     dimension = vectors.shape[1] if vectors.ndim == 2 else 0
@@ -89,13 +88,13 @@ def index_create(*, plan: IndexPlan, ids: np.ndarray, vectors: np.ndarray, seed:
 def index_params_apply(*, index: Any, params: dict[str, Any]) -> None:
     """Set search-time parameters (``nprobe``) on a loaded index; call before sharing it between threads."""
     if "nprobe" in params:
-        from ._faiss import faiss_module
+        from .faiss_runtime import faiss_module
 
         faiss_module().ParameterSpace().set_index_parameter(index, "nprobe", int(params["nprobe"]))
 
 
 def _search_params(index: Any, params: dict[str, Any], allowed: np.ndarray | None) -> Any:
-    from ._faiss import faiss_module
+    from .faiss_runtime import faiss_module
 
     if allowed is None:
         return None

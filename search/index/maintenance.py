@@ -10,10 +10,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from core.dispatch import EMBED_IMAGES, task_send
 from images.models import Image, ImageStatus
-from search.models import Embedding, IndexSnapshot
+from search.models import Embedding
+from search.state import active_model_key, images_missing_embedding, snapshot_latest
 
-from .build import _kept_paths, index_build
+from .build import index_build, snapshot_paths_kept
 from .errors import SnapshotCorruptError
 from .locks import maintenance_lock
 from .storage import snapshot_files_prune, snapshot_verify
@@ -29,7 +31,7 @@ def index_drift(*, model_key: str) -> dict[str, int | None]:
     """How far the newest snapshot lags the table: ``delta`` (embeddings newer than it) and ``orphans`` (vectors
     in it whose embedding is gone, i.e. deleted images, or late-committed rows it missed). ``version`` is None when
     there is no snapshot."""
-    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    latest = snapshot_latest(model_key=model_key)
     embeddings = Embedding.objects.filter(model_key=model_key)
     if latest is None:
         return {"version": None, "delta": embeddings.count(), "orphans": 0}
@@ -73,7 +75,7 @@ def index_compact(*, model_key: str) -> dict[str, Any]:
 
 
 def _snapshot_repair(model_key: str, report: dict[str, Any]) -> None:
-    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    latest = snapshot_latest(model_key=model_key)
     has_embeddings = Embedding.objects.filter(model_key=model_key).exists()
     reason = None
     if latest is None and has_embeddings:
@@ -88,49 +90,38 @@ def _snapshot_repair(model_key: str, report: dict[str, Any]) -> None:
             reason = "delta or orphans above the threshold"
     if reason is not None:
         report["build"] = {"reason": reason, **index_build(model_key=model_key, force=True)}
-    report["pruned"] = snapshot_files_prune(model_key=model_key, keep=_kept_paths(model_key))
+    report["pruned"] = snapshot_files_prune(model_key=model_key, keep=snapshot_paths_kept(model_key=model_key))
 
 
 def _requeue(ids: list[int], model_key: str | None) -> int:
-    from workers.tasks import embed_images
-
     for start in range(0, len(ids), REQUEUE_CHUNK):
-        chunk = ids[start : start + REQUEUE_CHUNK]
-        embed_images.delay(image_ids=chunk, model_key=model_key)
+        task_send(EMBED_IMAGES, image_ids=ids[start : start + REQUEUE_CHUNK], model_key=model_key)
     # Touching updated_at stops the next reconcile from enqueuing them again before they had a chance to run.
     Image.objects.filter(id__in=ids).update(updated_at=timezone.now())
     return len(ids)
 
 
-def index_reconcile() -> dict[str, Any]:
+def index_reconcile(*, model_key: str | None = None) -> dict[str, Any]:
     """Repair drift between the catalogue and the index; safe to run any time, any number of times.
 
     * ``pending`` images untouched for ``SEMSEARCH_PENDING_REQUEUE_MINUTES`` are re-enqueued for embedding;
     * ``ready`` images without an embedding for the active model are re-enqueued (else they cannot be found);
     * the active snapshot is rebuilt if missing, corrupt, behind by more than the delta threshold, or holding too
-      many deleted images (orphans); stale temp files and old snapshot files are removed;
-    * a model switch in progress advances one step.
-    Single-flight (a lock); returns a report of what it did.
+      many deleted images (orphans); stale temp files and old snapshot files are removed.
+    ``model_key`` defaults to the active model. Single-flight (a lock); returns a report of what it did. (The
+    periodic task also advances a model switch: ``search.services.models.reconcile_run``.)
     """
-    from search.services.embedding import active_model_key
-    from search.services.models import model_switch_step
-
     with maintenance_lock(name="index-reconcile") as held:
         if not held:
             return {"status": "busy"}
-        model_key = active_model_key()
+        model_key = model_key or active_model_key()
         cutoff = timezone.now() - timedelta(minutes=int(settings.SEMSEARCH_PENDING_REQUEUE_MINUTES))
         stale = list(
             Image.objects.filter(status=ImageStatus.PENDING, updated_at__lt=cutoff)
             .order_by("id")
             .values_list("id", flat=True)[:REQUEUE_MAX]
         )
-        unindexed = list(
-            Image.objects.filter(status=ImageStatus.READY)
-            .exclude(embeddings__model_key=model_key)
-            .order_by("id")
-            .values_list("id", flat=True)[:REQUEUE_MAX]
-        )
+        unindexed = list(images_missing_embedding(model_key=model_key)[:REQUEUE_MAX])
         report: dict[str, Any] = {
             "status": "done",
             "model_key": model_key,
@@ -138,7 +129,6 @@ def index_reconcile() -> dict[str, Any]:
             "requeued_unindexed": _requeue(unindexed, model_key),
         }
         _snapshot_repair(model_key, report)
-        report["switch"] = model_switch_step()
         if stale or unindexed or report.get("build"):
             logger.info("reconcile: %s", report)
         return report

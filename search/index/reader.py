@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from django.db import connections
 
-from search.models import IndexSnapshot
+from core.dispatch import INDEX_BUILD, task_send
+from search.state import snapshots_newest_first
 
 from .errors import SnapshotCorruptError, VectorDimensionError
 from .exact import Hits, exact_topk, hits_merge
@@ -77,7 +78,12 @@ _REBUILD_REQUESTED: dict[str, float] = {}
 
 
 def _latest_row(model_key: str) -> dict[str, Any] | None:
-    return IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").values(*SNAPSHOT_FIELDS).first()
+    return snapshots_newest_first(model_key=model_key).values(*SNAPSHOT_FIELDS).first()
+
+
+def served_snapshot(*, model_key: str) -> Served | None:
+    """What this process has in memory for ``model_key`` (None until it has searched that model); read-only."""
+    return _SERVED.get(model_key)
 
 
 def rebuild_request(*, model_key: str, reason: str) -> bool:
@@ -87,9 +93,7 @@ def rebuild_request(*, model_key: str, reason: str) -> bool:
         return False
     _REBUILD_REQUESTED[model_key] = now
     try:
-        from workers.tasks import index_build
-
-        index_build.delay(model_key=model_key, force=True)
+        task_send(INDEX_BUILD, model_key=model_key, force=True)
     except Exception:
         logger.exception("could not request a rebuild of the %s snapshot (%s)", model_key, reason)
         return False
@@ -99,7 +103,7 @@ def rebuild_request(*, model_key: str, reason: str) -> bool:
 
 def _load(model_key: str, row: dict[str, Any] | None) -> Served:
     """A fresh ``Served`` for ``row`` (the newest snapshot row, or None), falling back to exact search."""
-    from semsearch_site.metrics import SNAPSHOT_AGE_SECONDS, SNAPSHOT_VERSION
+    from core.metrics import SNAPSHOT_AGE_SECONDS, SNAPSHOT_VERSION
 
     from .storage import snapshot_read
 

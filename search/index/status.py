@@ -7,15 +7,12 @@ from typing import Any
 from django.db.models import Count
 
 from images.models import Image, ImageStatus
-from search.models import Embedding, IndexSnapshot
+from search.models import Embedding
+from search.state import active_model_key, snapshot_latest
 
 from .build import index_settings
-
-
-def _active_key() -> str:
-    from search.services.embedding import active_model_key
-
-    return active_model_key()
+from .reader import served_snapshot
+from .storage import index_root
 
 
 def index_status(model_key: str | None = None) -> dict[str, Any]:
@@ -23,16 +20,14 @@ def index_status(model_key: str | None = None) -> dict[str, Any]:
 
     ``served`` describes what this process has in memory (None until it has searched this model).
     """
-    from .reader import _SERVED
-
-    model_key = model_key or _active_key()
-    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    model_key = model_key or active_model_key()
+    latest = snapshot_latest(model_key=model_key)
     embeddings = Embedding.objects.filter(model_key=model_key)
     watermark = latest.watermark if latest else 0
     counts = dict.fromkeys(ImageStatus.values, 0)
     for row in Image.objects.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
-    served = _SERVED.get(model_key)
+    served = served_snapshot(model_key=model_key)
     return {
         "model_key": model_key,
         "version": latest.version if latest else None,
@@ -65,14 +60,11 @@ def index_status_for_readiness() -> str | None:
     """None when searches of the active model can be answered (a snapshot file is present, or the catalogue is
     small enough for the exact fallback); else a one-line reason. Cheap: two indexed queries and one ``stat``.
     """
-    from .reader import _SERVED
-    from .storage import index_root
-
-    model_key = _active_key()
-    served = _SERVED.get(model_key)
+    model_key = active_model_key()
+    served = served_snapshot(model_key=model_key)
     if served is not None and served.index is not None:
         return None
-    latest = IndexSnapshot.objects.filter(model_key=model_key).order_by("-version").first()
+    latest = snapshot_latest(model_key=model_key)
     if latest is not None and (index_root() / latest.file_path).is_file():
         return None
     count = Embedding.objects.filter(model_key=model_key).count()

@@ -64,7 +64,7 @@ def snapshot_write(*, index: faiss.Index, model_key: str, version: int) -> tuple
     Side effects: creates the model folder; the final file appears only complete (temp file, fsync, os.replace,
     fsync folder). A process killed part-way leaves only a temp file, which ``snapshot_files_prune`` removes.
     """
-    from ._faiss import faiss_module
+    from .faiss_runtime import faiss_module
 
     faiss = faiss_module()
     relative = snapshot_relative_path(model_key=model_key, version=version)
@@ -113,7 +113,7 @@ def snapshot_verify(*, file_path: str, checksum: str) -> Path:
 
 def snapshot_read(*, file_path: str, checksum: str) -> faiss.Index:
     """Load a verified snapshot into memory. Raises ``SnapshotCorruptError`` if it is missing or damaged."""
-    from ._faiss import faiss_module
+    from .faiss_runtime import faiss_module
 
     path = snapshot_verify(file_path=file_path, checksum=checksum)
     try:

@@ -34,7 +34,7 @@ class Truth:
 
 def truth_compute(*, ids: np.ndarray, vectors: np.ndarray, positions: np.ndarray, k: int = K) -> Truth:
     """Exact top-``k`` neighbours (self excluded) of the vectors at ``positions``, by a faiss Flat scan."""
-    from ._faiss import batch_blas
+    from .faiss_runtime import batch_blas
 
     k = min(k, len(ids) - 1)
     queries = np.ascontiguousarray(vectors[positions])
@@ -50,7 +50,7 @@ def truth_compute(*, ids: np.ndarray, vectors: np.ndarray, positions: np.ndarray
 
 def recall_measure(*, index: Any, params: dict[str, Any], truth: Truth, rerank_source: Any = None) -> float:
     """Mean recall@k of ``index`` with ``params`` over ``truth``'s queries (self excluded)."""
-    from ._faiss import batch_blas
+    from .faiss_runtime import batch_blas
 
     index_params_apply(index=index, params=params)
     with batch_blas():

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from semsearch_site.errors import DomainError
+from core.errors import DomainError
 
 if TYPE_CHECKING:
     import numpy as np

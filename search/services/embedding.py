@@ -1,102 +1,24 @@
-"""Computing and storing image embeddings (``embedding_compute``) and resolving the active model key."""
+"""Computing and storing image embeddings (``embedding_compute``)."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from core.metrics import EMBED_BATCH_SECONDS, IMAGES_EMBEDDED
 from images.models import Image, ImageStatus
-from search.models import Embedding, SearchModel, SearchModelState
-from semsearch_site.errors import DomainError
+from images.services.storage import media_source
+from search.embeddings import get_encoder
+from search.models import Embedding
+from search.state import UnknownModelError, active_model_key, model_source
 
 logger = logging.getLogger(__name__)
-
-ACTIVE_KEY_TTL_S = 1.0
-_active_cache: dict[str, tuple[float, ActiveModel]] = {}
-_active_lock = threading.Lock()
-
-
-class UnknownModelError(DomainError):
-    """A model key that is neither a registered ``SearchModel`` nor the configured model."""
-
-    code = "unknown_model"
-
-
-def configured_model_key() -> str:
-    """The key of ``SEMSEARCH_MODEL_ID`` at ``SEMSEARCH_MODEL_REVISION`` (may hash local weights: not free)."""
-    from search.embeddings import model_key_for
-
-    return model_key_for(settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION or None)
-
-
-@dataclass(frozen=True)
-class ActiveModel:
-    """The model searches use: the key its embeddings are stored under and the source that produces them."""
-
-    model_key: str
-    model_id: str
-    revision: str
-
-
-def active_model() -> ActiveModel:
-    """The ``active`` ``SearchModel`` row, else the configured model (``SEMSEARCH_MODEL_ID`` at its revision).
-
-    The one answer to "which model" for searches, status and readiness. Cached per process for a second (every
-    search asks); ``active_model_key_forget`` clears it.
-    """
-    now = time.monotonic()
-    cached = _active_cache.get("model")
-    if cached is not None and now - cached[0] < ACTIVE_KEY_TTL_S:
-        return cached[1]
-    with _active_lock:
-        row = (
-            SearchModel.objects.filter(state=SearchModelState.ACTIVE)
-            .values_list("model_key", "model_id", "revision")
-            .first()
-        )
-        if row is not None:
-            model = ActiveModel(*row)
-        else:
-            model = ActiveModel(configured_model_key(), settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION)
-        _active_cache["model"] = (now, model)
-        return model
-
-
-def active_model_key() -> str:
-    """The model key searches use (see ``active_model``)."""
-    return active_model().model_key
-
-
-def active_model_key_forget() -> None:
-    """Drop this process's cached active model (after a switch)."""
-    _active_cache.clear()
-
-
-def model_source(*, model_key: str) -> tuple[str, str]:
-    """``(model_id, revision)`` that produce ``model_key``. Raises ``UnknownModelError``."""
-    row = SearchModel.objects.filter(model_key=model_key).values_list("model_id", "revision").first()
-    if row is not None:
-        return row[0], row[1]
-    if model_key == configured_model_key():
-        return settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION
-    raise UnknownModelError(f"no model produces embeddings with key {model_key!r}; register it with model_switch")
-
-
-def _image_path(image: Image) -> str | None:
-    try:
-        path = image.original.path
-    except (ValueError, NotImplementedError):
-        return None
-    return path if Path(path).is_file() else None
 
 
 def _store_batch(*, model_key: str, ids: list[int], vectors: np.ndarray, mark_ready: bool) -> int:
@@ -133,9 +55,6 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     reason and does not hold up the others. Raises ``ModelUnavailableError`` when the model cannot be loaded.
     Returns ``{"model_key", "embedded", "skipped", "failed", "failures"}``.
     """
-    from search.embeddings import get_encoder
-    from semsearch_site.metrics import EMBED_BATCH_SECONDS, IMAGES_EMBEDDED
-
     key = model_key or active_model_key()
     mark_ready = key == active_model_key()
     wanted = list(dict.fromkeys(int(i) for i in image_ids))
@@ -148,13 +67,13 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     if not images:
         return result
     failures: list[tuple[int, str]] = []
-    items: list[tuple[int, str]] = []
+    items: list[tuple[int, str | bytes]] = []
     for image in images:
-        path = _image_path(image)
-        if path is None:
+        source = media_source(name=image.original.name)
+        if source is None:
             failures.append((image.id, f"the original file {image.original.name or '(none)'} is missing"))
         else:
-            items.append((image.id, path))
+            items.append((image.id, source))
     model_id, revision = model_source(model_key=key)
     encoder = get_encoder(model_id, revision or None)
     if encoder.model_key != key:

@@ -11,15 +11,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from images.models import Image, ImageStatus
+from core.dispatch import EMBED_IMAGES, INDEX_MODEL_SWITCH_STEP, task_send, task_send_on_commit
+from core.errors import DomainError
+from search.embeddings import model_key_for
+from search.index import index_build, index_reconcile
+from search.index.storage import snapshot_files_prune
 from search.models import Embedding, IndexSnapshot, SearchModel, SearchModelState
-from semsearch_site.errors import DomainError
-
-from .embedding import active_model_key, active_model_key_forget, configured_model_key
+from search.state import (
+    active_model_key,
+    active_model_key_forget,
+    configured_model_key,
+    images_missing_embedding,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +40,6 @@ class ModelSwitchError(DomainError):
 
 def _ensure_active_row() -> SearchModel:
     """The active ``SearchModel``; created from the settings' model when none was recorded yet."""
-    from django.conf import settings
-
     active = SearchModel.objects.filter(state=SearchModelState.ACTIVE).first()
     if active is not None:
         return active
@@ -53,8 +59,6 @@ def model_switch_start(*, model_id: str, revision: str = "") -> SearchModel:
     different model being built is replaced (its embeddings stay). Loads the model's key (not its weights).
     Side effect: enqueues ``index_model_switch_step`` on commit.
     """
-    from search.embeddings import model_key_for
-
     key = model_key_for(model_id, revision or None)
     with transaction.atomic():
         active = _ensure_active_row()
@@ -67,15 +71,9 @@ def model_switch_start(*, model_id: str, revision: str = "") -> SearchModel:
             model_key=key, defaults={"model_id": model_id, "revision": revision, "state": SearchModelState.BUILDING}
         )
         cache.delete(_fanout_key(key))
-        transaction.on_commit(_step_enqueue)
+        task_send_on_commit(INDEX_MODEL_SWITCH_STEP)
     logger.info("model switch started: %s -> %s", active.model_key, key)
     return target
-
-
-def _step_enqueue() -> None:
-    from workers.tasks import index_model_switch_step
-
-    index_model_switch_step.delay()
 
 
 def _fanout_key(model_key: str) -> str:
@@ -84,12 +82,7 @@ def _fanout_key(model_key: str) -> str:
 
 def switch_missing(*, model_key: str) -> list[int]:
     """Ids of ready images without an embedding for ``model_key`` (what a switch still has to embed)."""
-    return list(
-        Image.objects.filter(status=ImageStatus.READY)
-        .exclude(embeddings__model_key=model_key)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
+    return list(images_missing_embedding(model_key=model_key))
 
 
 def model_switch_step() -> dict[str, Any]:
@@ -99,10 +92,6 @@ def model_switch_step() -> dict[str, Any]:
     in case tasks were lost); once none is missing, builds the new model's snapshot and activates it in one
     transaction, re-checking coverage inside it. Returns ``{"status": "idle" | "embedding" | "activated" | ...}``.
     """
-    from django.conf import settings
-
-    from search.index import index_build
-
     target = SearchModel.objects.filter(state=SearchModelState.BUILDING).first()
     if target is None:
         return {"status": "idle"}
@@ -111,10 +100,8 @@ def model_switch_step() -> dict[str, Any]:
     if missing:
         enqueued = 0
         if cache.add(_fanout_key(key), 1, timeout=int(settings.SEMSEARCH_PENDING_REQUEUE_MINUTES) * 60):
-            from workers.tasks import embed_images
-
             for start in range(0, len(missing), FANOUT_CHUNK):
-                embed_images.delay(image_ids=missing[start : start + FANOUT_CHUNK], model_key=key)
+                task_send(EMBED_IMAGES, image_ids=missing[start : start + FANOUT_CHUNK], model_key=key)
             enqueued = len(missing)
         return {"status": "embedding", "model_key": key, "missing": len(missing), "enqueued": enqueued}
     build = index_build(model_key=key)
@@ -135,8 +122,6 @@ def model_switch_step() -> dict[str, Any]:
 
 def model_remove(*, model_key: str) -> dict[str, int]:
     """Delete a retired model's embeddings, snapshot rows and files. Refuses the active or building model."""
-    from search.index.storage import snapshot_files_prune
-
     row = SearchModel.objects.filter(model_key=model_key).first()
     if model_key == active_model_key() or (row is not None and row.state != SearchModelState.RETIRED):
         raise ModelSwitchError(f"{model_key} is {row.state if row else 'active'}; only a retired model can be removed")
@@ -156,3 +141,14 @@ def model_switch_status() -> list[dict[str, Any]]:
                      "missing": len(switch_missing(model_key=model.model_key)),
                      "embeddings": Embedding.objects.filter(model_key=model.model_key).count()})  # fmt: skip
     return rows
+
+
+def reconcile_run() -> dict[str, Any]:
+    """The periodic repair (Celery beat): ``index_reconcile`` of the active model, then one model-switch step.
+
+    Idempotent; both halves are safe to run concurrently with themselves. Returns the reconcile's report with the
+    step's result under ``switch``.
+    """
+    report = index_reconcile()
+    report["switch"] = model_switch_step()
+    return report

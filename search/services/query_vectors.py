@@ -13,8 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from search.embeddings.inference import on_inference_thread
+from images.models import Image, ImageStatus
+from search.embeddings import get_encoder, loaded_encoder, on_inference_thread
+from search.index import stored_vectors
 from search.query import QueryError, QueryTerm
+from search.state import active_model, active_model_key
 
 if TYPE_CHECKING:
     from search.embeddings import Encoder
@@ -72,8 +75,6 @@ def query_model_key(*, model_id: str | None) -> str:
     """The model key searches run against: ``model_id``'s encoder if given, else the active model's key."""
     if model_id:
         return _encoder(model_id).model_key
-    from search.services.embedding import active_model_key
-
     return active_model_key()
 
 
@@ -117,10 +118,6 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
 def _encoder(model_id: str | None) -> Encoder:
     """The given model's encoder, else the active model's at the revision its embeddings were made with.
     Loaded on the inference thread (see ``search.embeddings.inference``)."""
-    from search.embeddings import get_encoder
-    from search.embeddings.registry import loaded_encoder
-    from search.services.embedding import active_model
-
     if model_id:
         source: tuple[str, str | None] = (model_id, None)
     else:
@@ -182,9 +179,6 @@ def _stored_vectors(terms: tuple[QueryTerm, ...], model_key: str, out: list[np.n
     ids = [t.image_id for t in terms if t.kind == "image_id" and t.image_id is not None]
     if not ids:
         return
-    from images.models import Image, ImageStatus
-    from search.index import stored_vectors
-
     found = stored_vectors(model_key=model_key, image_ids=ids)
     for position, term in enumerate(terms):
         if term.kind != "image_id":

@@ -16,9 +16,9 @@ from datetime import datetime
 import numpy as np
 from django.db.models import QuerySet
 
+from core.metrics import SEARCH_STAGE_SECONDS, SEARCHES
 from images.models import Image
 from search.query import MAX_LIMIT, MAX_WINDOW, QueryError, SearchHit, SearchPage, SearchQuery, terms_validate
-from semsearch_site.metrics import SEARCH_STAGE_SECONDS, SEARCHES
 
 from .query_vectors import query_vector_build
 from .search_filters import filters_allowed_ids, filters_queryset

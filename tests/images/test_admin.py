@@ -13,7 +13,7 @@ from django.test import Client
 
 from images.models import Image, ImageStatus
 from images.services import image_ingest
-from images.services import ingest as ingest_module
+from tests.dispatched import embed_requests
 
 from .pictures import picture_bytes, stored_files
 
@@ -77,7 +77,7 @@ def test_reembed_action_resets_and_queues(admin_client_, django_capture_on_commi
     assert response.status_code == 302
     image.refresh_from_db()
     assert (image.status, image.failure_reason) == (ImageStatus.PENDING, "")
-    assert [cb.args[0] for cb in callbacks if getattr(cb, "func", None) is ingest_module._embed_send] == [[image.pk]]
+    assert [ids for ids, _ in embed_requests(callbacks)] == [[image.pk]]
 
 
 def test_delete_action_removes_rows_and_files(admin_client_, django_capture_on_commit_callbacks, media_root):

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from images.models import Image
-from images.services import ingest as ingest_module
 from images.services.csv_import import SEED_COLUMNS, csv_import_run, csv_rows_read, title_split
+from tests.dispatched import embed_requests
 
 from .pictures import picture_bytes
 from .servers import local_server, send
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 
 def embed_batches(callbacks) -> list[tuple[list[int], str | None]]:
-    return [(cb.args[0], cb.args[1]) for cb in callbacks if getattr(cb, "func", None) is ingest_module._embed_send]
+    return embed_requests(callbacks)
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:

@@ -12,8 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from images.models import Image, ImportedFile
-from images.services import ingest as ingest_module
 from images.services.folder_import import folder_import_run
+from tests.dispatched import embed_requests
 
 from .pictures import picture_bytes
 
@@ -49,7 +49,7 @@ def test_first_import_stores_every_image_and_reports_failures(tree, tmp_path, dj
     assert ImportedFile.objects.count() == 3
     assert f"{tree / 'trip' / 'broken.jpg'}" in report.read_text()
     assert "not a readable image" in report.read_text()
-    sent = [cb.args[0] for cb in callbacks if getattr(cb, "func", None) is ingest_module._embed_send]
+    sent = [ids for ids, _ in embed_requests(callbacks)]
     assert [len(ids) for ids in sent] == [2, 1]
 
 

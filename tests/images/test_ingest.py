@@ -12,13 +12,14 @@ from PIL import Image as PILImage
 from images.models import Image, ImageStatus
 from images.services import image_delete, image_ingest, images_reembed
 from images.services import ingest as ingest_module
+from tests.dispatched import embed_requests
 
 from .pictures import picture_bytes, stored_files
 
 
 def enqueued_ids(callbacks) -> list[list[int]]:
     """The image ids of the embed requests registered on commit (the callbacks are not executed)."""
-    return [callback.args[0] for callback in callbacks if getattr(callback, "func", None) is ingest_module._embed_send]
+    return [ids for ids, _ in embed_requests(callbacks)]
 
 
 @pytest.mark.django_db
@@ -108,7 +109,7 @@ def test_concurrent_uploads_of_the_same_bytes_give_one_image(monkeypatch):
         return real_decode(*args, **kwargs)
 
     monkeypatch.setattr(ingest_module, "decode_image", decode_after_both_checked)
-    monkeypatch.setattr(ingest_module, "_embed_send", lambda ids, key: None)
+    monkeypatch.setattr(ingest_module, "task_send_on_commit", lambda *args, **kwargs: None)
     results, errors = [], []
 
     def upload(name: str) -> None:
@@ -140,9 +141,7 @@ def test_reembed_resets_to_pending_and_enqueues_on_commit(django_capture_on_comm
         count = images_reembed(image_ids=[image.pk, 999_999], model_key="toy-clip@abc")
     assert count == 1
     assert Image.objects.get().status == ImageStatus.PENDING
-    assert [(cb.args[0], cb.args[1]) for cb in callbacks if cb.func is ingest_module._embed_send] == [
-        ([image.pk], "toy-clip@abc")
-    ]
+    assert embed_requests(callbacks) == [([image.pk], "toy-clip@abc")]
 
 
 @pytest.mark.django_db
@@ -156,12 +155,19 @@ def test_delete_removes_the_row_and_its_files_on_commit(django_capture_on_commit
 
 @pytest.mark.django_db
 def test_on_commit_sends_embed_images_with_the_new_id(django_capture_on_commit_callbacks, monkeypatch):
-    from workers import tasks
+    # (the broker is replaced at its last step: what reaches Celery is the task's registered name and kwargs)
+    from celery import current_app
 
     sent = []
-    monkeypatch.setattr(tasks.embed_images, "delay", lambda **kwargs: sent.append(kwargs))
+    monkeypatch.setattr(current_app, "send_task", lambda name, kwargs, countdown=None: sent.append((name, kwargs)))
     with django_capture_on_commit_callbacks(execute=True):
         image = image_ingest(data=picture_bytes("PNG", color=(40, 41, 42))).image
     with django_capture_on_commit_callbacks(execute=True):
         images_reembed(image_ids=[image.pk], model_key="some-model")
-    assert sent == [{"image_ids": [image.pk]}, {"image_ids": [image.pk], "model_key": "some-model"}]
+    assert sent == [
+        ("workers.tasks.embed_images", {"image_ids": [image.pk]}),
+        ("workers.tasks.embed_images", {"image_ids": [image.pk], "model_key": "some-model"}),
+    ]
+    from workers.tasks import embed_images
+
+    assert sent[0][0] == embed_images.name  # the name the worker registered the task under

@@ -219,7 +219,7 @@ class Stack:
     def index_build(self) -> dict[str, Any]:
         """``search.index.index_build(force=True)`` for the active model, run in a separate process."""
         code = ("import json; from search.index import index_build; "
-                "from search.services.embedding import active_model_key; "
+                "from search.state import active_model_key; "
                 "print('RESULT ' + json.dumps(index_build(model_key=active_model_key(), force=True)))")  # fmt: skip
         out = self.shell(code)
         return json.loads(out.split("RESULT ", 1)[1].splitlines()[0])

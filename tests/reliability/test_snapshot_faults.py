@@ -120,7 +120,7 @@ def test_builder_killed_mid_write_leaves_previous_version_active(
         "    real(handle, hasher, data); print('WRITING', flush=True); time.sleep(120)\n"
         "st._write_chunk = slow\n"
         "from search.index import index_build\n"
-        "from search.services.embedding import active_model_key\n"
+        "from search.state import active_model_key\n"
         "index_build(model_key=active_model_key(), force=True)\n"
     )
     builder = ManagedProcess("builder", [sys.executable, "manage.py", "shell", "-c", code], stack.env).start()

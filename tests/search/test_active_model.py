@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from search.models import SearchModel, SearchModelState
-from search.services.embedding import ActiveModel, active_model, active_model_key, active_model_key_forget
+from search.state import ActiveModel, active_model, active_model_key, active_model_key_forget
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +29,14 @@ def test_the_active_row_gives_key_id_and_revision_and_status_asks_for_that_revis
     SearchModel.objects.create(model_key="org/clip@abc123", model_id="org/clip", revision="abc123",
                                state=SearchModelState.ACTIVE)  # fmt: skip
     asked = []
-    import search.embeddings
+    import search.selectors
     from search.selectors import system_status
 
     def status_spy(model_id=None, revision=None) -> dict:
         asked.append((model_id, revision))
         return {"model_key": None}
 
-    monkeypatch.setattr(search.embeddings, "encoder_status", status_spy)
+    monkeypatch.setattr(search.selectors, "encoder_status", status_spy)
     # then searches, status and readiness all mean that revision
     assert active_model() == ActiveModel("org/clip@abc123", "org/clip", "abc123")
     system_status()

@@ -24,7 +24,7 @@ def _hand_model(monkeypatch: pytest.MonkeyPatch, settings) -> None:
     from django.core.cache import cache
 
     from search.index import reader_reset
-    from search.services.embedding import active_model_key_forget
+    from search.state import active_model_key_forget
 
     SearchModel.objects.create(
         model_key=HAND_MODEL_KEY, model_id="/nonexistent/hand-made-model", state=SearchModelState.ACTIVE

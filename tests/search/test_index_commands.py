@@ -8,12 +8,12 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.queues import queue_depths
 from images.models import Image, ImageStatus
 from search.index import reader_reset
 from search.models import Embedding, IndexSnapshot, SearchModel, SearchModelState
-from search.services.embedding import active_model_key_forget
+from search.state import active_model_key_forget
 from tests.search.test_index import KEY, clustered, images_with_vectors
-from workers.selectors import queue_depths
 
 
 @pytest.fixture(autouse=True)

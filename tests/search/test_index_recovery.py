@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from django.conf import settings as django_settings
 
+from core.queues import queue_depths
 from images.models import Image
 from search.index import index_build, index_search, reader_refresh, reader_reset
 from search.index.maintenance import index_compact
@@ -19,7 +20,6 @@ from search.index.storage import TEMP_MARKER, model_folder_name
 from search.models import IndexSnapshot
 from tests.conftest import ROOT, WorkerProcess
 from tests.search.test_index import KEY, clustered, exact, images_with_vectors
-from workers.selectors import queue_depths
 
 KILLED_WRITER = """
 import sys, time

@@ -54,7 +54,7 @@ def test_a_rest_search_encodes_on_the_inference_thread_and_searches_faiss_single
     key = toy_model_use(settings)
     toy_corpus()
     seen: dict[str, list] = {"encode": [], "faiss_threads": []}
-    from search.index import _faiss, kinds
+    from search.index import faiss_runtime, kinds
 
     real_encode, real_team = Encoder.encode_texts_detailed, kinds.faiss_team
 
@@ -65,7 +65,7 @@ def test_a_rest_search_encodes_on_the_inference_thread_and_searches_faiss_single
     @contextlib.contextmanager
     def team_spy(queries: int):
         with real_team(queries):
-            seen["faiss_threads"].append(_faiss.faiss_module().omp_get_max_threads())
+            seen["faiss_threads"].append(faiss_runtime.faiss_module().omp_get_max_threads())
             yield
 
     monkeypatch.setattr(Encoder, "encode_texts_detailed", encode_spy)
@@ -86,7 +86,7 @@ def test_a_rest_search_encodes_on_the_inference_thread_and_searches_faiss_single
 
 
 def test_batch_faiss_calls_keep_a_team_single_queries_do_not_and_the_size_is_restored(settings) -> None:
-    from search.index._faiss import BATCH_BLAS_THRESHOLD, faiss_module, faiss_team
+    from search.index.faiss_runtime import BATCH_BLAS_THRESHOLD, faiss_module, faiss_team
 
     settings.SEMSEARCH_INDEX_THREADS = 2
     faiss = faiss_module()

@@ -76,7 +76,7 @@ def toy_model_use(settings) -> str:
     """Point the project at the bundled toy model (pytest-django ``settings``); returns its model key."""
     from search.embeddings import get_encoder
     from search.index import reader_reset
-    from search.services.embedding import active_model_key_forget
+    from search.state import active_model_key_forget
 
     settings.SEMSEARCH_MODEL_ID = "toy"
     settings.SEMSEARCH_MODEL_REVISION = ""

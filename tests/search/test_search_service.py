@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.metrics import SEARCH_STAGE_SECONDS, SEARCHES
 from images.models import Image, ImageStatus
 from search.models import SearchModel, SearchModelState
 from search.query import QueryError, QueryTerm, SearchFilters, SearchQuery
 from search.services import search as search_module
 from search.services import search_filters
 from search.services.search import search_run
-from semsearch_site.metrics import SEARCH_STAGE_SECONDS, SEARCHES
 from tests.search.test_search_fixtures import HAND_MODEL_KEY, days_ago, embedding_add, image_make, unit
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 def _hand_model() -> None:
     """Searches use the hand-made vectors' key; the index reader starts fresh (exact over the Embedding table)."""
     from search.index import reader_reset
-    from search.services.embedding import active_model_key_forget
+    from search.state import active_model_key_forget
 
     SearchModel.objects.create(
         model_key=HAND_MODEL_KEY, model_id="/nonexistent/hand-made-model", state=SearchModelState.ACTIVE

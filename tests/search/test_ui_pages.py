@@ -23,7 +23,7 @@ def _no_model_loading(settings) -> None:
 @pytest.fixture
 def hand_model() -> SearchModel:
     from search.index import reader_reset
-    from search.services.embedding import active_model_key_forget
+    from search.state import active_model_key_forget
 
     model = SearchModel.objects.create(
         model_key=HAND_MODEL_KEY, model_id="/nonexistent/hand-made-model", state=SearchModelState.ACTIVE

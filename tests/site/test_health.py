@@ -115,10 +115,10 @@ def test_readyz_names_an_unreachable_database(client, unreachable_database, mode
 @pytest.mark.django_db
 def test_readyz_reports_a_model_that_is_not_loaded(client, monkeypatch, model_and_index_ready):
     # Given an encoder that failed to load
-    import search.embeddings
+    import search.selectors
 
     status = {"model_id": "x", "model_key": None, "loaded": False, "error": "Set SEMSEARCH_MODEL_ID to a model."}
-    monkeypatch.setattr(search.embeddings, "encoder_status", lambda model_id=None, revision=None: status)
+    monkeypatch.setattr(search.selectors, "encoder_status", lambda model_id=None, revision=None: status)
     monkeypatch.setitem(health.READINESS_CHECKS, "model", health._check_model)
 
     # When readiness is asked

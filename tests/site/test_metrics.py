@@ -71,11 +71,16 @@ def test_image_gauges_follow_the_catalogue_at_scrape_time(client):
 
 @pytest.mark.django_db
 def test_snapshot_gauges_report_the_newest_snapshot(client):
-    # Given no snapshot, then two versions, the newer one built a minute ago
+    # Given no snapshot, then two versions of the active model (and a newer one of another), the newer built a
+    # minute ago
+    from search.state import active_model_key
+
     assert sample_value(scrape(client), "semsearch_index_snapshot_version") == 0
+    IndexSnapshot.objects.create(model_key="other", version=7, file_path="o/v7.faiss", factory="Flat", vector_count=1,
+                                 dimension=8, watermark=1, checksum="0" * 64)  # fmt: skip
     for version in (1, 2):
         IndexSnapshot.objects.create(
-            model_key="m", version=version, file_path=f"m/v{version}.faiss", factory="Flat", vector_count=10,
+            model_key=active_model_key(), version=version, file_path=f"m/v{version}.faiss", factory="Flat", vector_count=10,
             dimension=8, watermark=10, checksum="0" * 64,
         )  # fmt: skip
     IndexSnapshot.objects.filter(version=2).update(created_at=timezone.now() - timezone.timedelta(seconds=60))
@@ -124,7 +129,7 @@ def test_search_metrics_change_when_a_search_runs(client):
     # Given an active model with hand-made vectors (no encoder needed for an image: term)
     from search.index import reader_reset
     from search.models import SearchModel, SearchModelState
-    from search.services.embedding import active_model_key_forget
+    from search.state import active_model_key_forget
     from tests.search.test_search_fixtures import HAND_MODEL_KEY, embedding_add, image_make, unit
 
     SearchModel.objects.create(model_key=HAND_MODEL_KEY, model_id="hand-made", state=SearchModelState.ACTIVE)

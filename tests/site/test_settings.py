@@ -97,3 +97,41 @@ def test_celery_is_configured_for_safe_delivery():
     assert conf.task_routes["workers.tasks.embed_*"] == {"queue": "embed"}
     assert conf.task_routes["workers.tasks.index_*"] == {"queue": "index"}
     assert conf.task_routes["workers.tasks.fetch_*"] == {"queue": "fetch"}
+
+
+def _python(code: str, *, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SECRET_KEY"}
+    }
+    clean.update({"SEMSEARCH_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "semsearch_site.settings"})
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+READ_SETTINGS = "from django.conf import settings; print(settings.MEDIA_ROOT)"
+
+
+def test_importing_settings_creates_nothing(tmp_path):
+    # Given a data folder that does not exist and a configured secret key
+    # When the settings are read by a plain import (not through an entry point)
+    result = _python(READ_SETTINGS, env={"SECRET_KEY": PRODUCTION_ENV["SECRET_KEY"]}, tmp_path=tmp_path)
+    # Then they load, and no folder or file was created
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_a_key_settings_say_how_to_get_one_and_an_entry_point_creates_it(tmp_path):
+    # Given no secret key anywhere, a plain import refuses with a sentence that says what to do
+    refused = _python(READ_SETTINGS, env={}, tmp_path=tmp_path)
+    assert refused.returncode != 0
+    assert "No SECRET_KEY is set" in refused.stderr and "manage.py" in refused.stderr
+    assert not (tmp_path / "data").exists()
+    # When a process starts through an entry point (manage.py), the folders and the key are created once
+    started = run_manage("check", env={}, tmp_path=tmp_path / "data")
+    assert started.returncode == 0, started.stderr
+    key = (tmp_path / "data" / "secret_key").read_text()
+    assert {p.name for p in (tmp_path / "data").iterdir()} >= {"media", "index", "broker", "secret_key"}
+    assert run_manage("check", env={}, tmp_path=tmp_path / "data").returncode == 0
+    assert (tmp_path / "data" / "secret_key").read_text() == key  # kept, not regenerated

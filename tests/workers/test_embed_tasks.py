@@ -15,7 +15,8 @@ from search.embeddings.toy_data import random_captioned_pictures
 from search.index import index_search, reader_reset
 from search.index.maintenance import index_reconcile
 from search.models import Embedding
-from search.services.embedding import active_model_key, active_model_key_forget, embedding_compute
+from search.services.embedding import embedding_compute
+from search.state import active_model_key, active_model_key_forget
 from tests.conftest import WorkerProcess
 from tests.workers.test_index_tasks import broker_purge
 

@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.utils import timezone
 
+from core.queues import queue_depths
 from images.models import Image, ImageStatus
 from search.index import index_build, index_search, reader_reset
 from search.index.build import build_lock_name
@@ -18,11 +19,10 @@ from search.index.locks import maintenance_lock
 from search.index.maintenance import compaction_signal, index_reconcile
 from search.index.storage import TEMP_MARKER, model_folder_name
 from search.models import Embedding, IndexSnapshot, SearchModel, SearchModelState
-from search.services.embedding import active_model_key, active_model_key_forget
 from search.services.models import model_switch_step
+from search.state import active_model_key, active_model_key_forget
 from tests.conftest import require_services
 from tests.search.test_index import KEY, clustered, exact, images_with_vectors
-from workers.selectors import queue_depths
 
 NEW_KEY = "synthetic-model-v2@test"
 
@@ -169,7 +169,7 @@ def test_model_switch_searches_throughout_and_activates_only_when_complete(setti
 def broker_purge() -> None:
     """Drop messages earlier tests left in the queues (e.g. rebuild requests), so a worker started now only runs
     what the test sends."""
-    from workers.selectors import QUEUES
+    from core.queues import QUEUES
 
     url = django_settings.CELERY_BROKER_URL
     if url.startswith("redis"):

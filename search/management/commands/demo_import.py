@@ -63,7 +63,8 @@ class Command(BaseCommand):
         from images.services import image_embedding_enqueue
         from search.embeddings import ModelUnavailableError
         from search.index import index_build
-        from search.services.embedding import active_model_key, embedding_compute
+        from search.services.embedding import embedding_compute
+        from search.state import active_model_key
 
         try:
             for start in range(0, len(ids), 64):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from core.dispatch import EMBED_IMAGES, task_send
+from images.models import ImageStatus
+from search.services.embedding import embedding_compute
+from search.state import active_model_key, images_missing_embedding
+
 
 class Command(BaseCommand):
     help = "Enqueue (or with --now, run here) embedding of pending images and of ready images lacking an embedding."
@@ -14,17 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--chunk", type=int, default=64, help="images per task")
 
     def handle(self, *args: object, **options: object) -> None:
-        from images.models import Image, ImageStatus
-        from search.services.embedding import active_model_key, embedding_compute
-
         model_key = active_model_key()
         statuses = [ImageStatus.PENDING, ImageStatus.READY] + ([ImageStatus.FAILED] if options["failed"] else [])
-        ids = list(
-            Image.objects.filter(status__in=statuses)
-            .exclude(embeddings__model_key=model_key)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
+        ids = list(images_missing_embedding(model_key=model_key, statuses=statuses))
         chunk = max(1, int(options["chunk"]))
         totals = {"embedded": 0, "failed": 0, "skipped": 0}
         for start in range(0, len(ids), chunk):
@@ -35,9 +32,7 @@ class Command(BaseCommand):
                     totals[name] += result[name]
                 self.stdout.write(f"{start + len(batch)}/{len(ids)} done")
             else:
-                from workers.tasks import embed_images
-
-                embed_images.delay(image_ids=batch, model_key=model_key)
+                task_send(EMBED_IMAGES, image_ids=batch, model_key=model_key)
         if options["now"]:
             self.stdout.write(f"{model_key}: {totals}")
         else:

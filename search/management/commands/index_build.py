@@ -6,6 +6,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.dispatch import INDEX_BUILD, task_send
+from search.index import index_build
+from search.state import active_model_key
+
 
 class Command(BaseCommand):
     help = "Build a Faiss snapshot of the stored embeddings (the active model unless --model-key is given)."
@@ -16,14 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--background", action="store_true", help="enqueue the build for a worker instead")
 
     def handle(self, *args: object, **options: object) -> None:
-        from search.index import index_build
-        from search.services.embedding import active_model_key
-
         model_key = options["model_key"] or active_model_key()
         if options["background"]:
-            from workers.tasks import index_build as task
-
-            task.delay(model_key=model_key, force=bool(options["force"]))
+            task_send(INDEX_BUILD, model_key=model_key, force=bool(options["force"]))
             self.stdout.write(f"enqueued a build of {model_key}")
             return
         result = index_build(model_key=model_key, force=bool(options["force"]))

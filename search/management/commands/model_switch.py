@@ -22,8 +22,8 @@ class Command(BaseCommand):
         parser.add_argument("--remove", metavar="MODEL_KEY", help="delete a retired model's embeddings and index")
 
     def handle(self, *args: object, **options: object) -> None:
+        from core.errors import DomainError
         from search.services.models import model_remove, model_switch_start, model_switch_status, model_switch_step
-        from semsearch_site.errors import DomainError
 
         try:
             if options["remove"]:

@@ -43,7 +43,7 @@ def faiss_team(queries: int) -> Iterator[None]:
 
 
 def _batch_threads() -> int:
-    return getattr(settings, "SEMSEARCH_INDEX_THREADS", 0) or min(os.cpu_count() or 1, 4)
+    return int(settings.SEMSEARCH_INDEX_THREADS) or min(os.cpu_count() or 1, 4)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Read-only views of the background machinery: queue depths and broker reachability."""
+"""Read-only views of the background machinery: queue depths and broker reachability (any layer may ask)."""
 
 from __future__ import annotations
 

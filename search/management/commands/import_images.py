@@ -11,10 +11,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from core.errors import DomainError
 from images.services.csv_import import csv_columns_parse, csv_import_run
 from images.services.folder_import import folder_import_run
 from images.services.importing import ImportSummary
-from semsearch_site.errors import DomainError
+from search.embeddings import ModelUnavailableError, model_key_for
 
 
 class Command(BaseCommand):
@@ -72,8 +73,6 @@ class Command(BaseCommand):
     def _model_key(self, model_id: str) -> str | None:
         if not model_id:
             return None
-        from search.embeddings import ModelUnavailableError, model_key_for
-
         revision = settings.SEMSEARCH_MODEL_REVISION if model_id == settings.SEMSEARCH_MODEL_ID else None
         try:
             return model_key_for(model_id, revision or None)
