@@ -24,7 +24,8 @@ class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         if self.connection.client is None:
             raise RedisConnectionError("the broker connection is closed (collected after a connection loss)")
-        return super()._connparams(asynchronous=asynchronous)
+        # kombu's stubs (celery-types) do not declare this private method that the override wraps.
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
 
 class RedisTransport(kombu_redis.Transport):

@@ -45,7 +45,7 @@ def _task_finished(task_id: str, task: Any, state: str | None = None, **kwargs: 
     from .logging import request_id_var
 
     started, token = _running.pop(task_id, (None, None))
-    if started is None:
+    if started is None or token is None:
         return
     duration = time.perf_counter() - started
     TASK_SECONDS.labels(task=task.name, state=state or "UNKNOWN").observe(duration)

@@ -28,7 +28,7 @@ from search.state import active_model_key
 logger = logging.getLogger(__name__)
 
 RETRYABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError, ModelUnavailableError)
-RETRY = {
+RETRY: dict[str, Any] = {
     "acks_late": True,
     "autoretry_for": RETRYABLE,
     "retry_backoff": 5,

@@ -20,7 +20,6 @@ from .ingest import image_embedding_enqueue
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-_END = object()
 
 
 class ImportInputError(DomainError):
@@ -69,7 +68,8 @@ class EmbedBatcher:
     """Collects created image ids and enqueues ``embed_images`` for every ``batch_size`` of them."""
 
     def __init__(self, *, batch_size: int, model_key: str | None) -> None:
-        self.batch_size, self.model_key, self.ids = max(1, batch_size), model_key, []
+        self.batch_size, self.model_key = max(1, batch_size), model_key
+        self.ids: list[int] = []
 
     def add(self, image_id: int) -> None:
         self.ids.append(image_id)
@@ -110,8 +110,9 @@ def pipeline_run(
     try:
         while True:
             while not exhausted and len(pending) < 2 * max(1, workers) and not (stop and stop.is_set()):
-                item = next(iterator, _END)
-                if item is _END:
+                try:
+                    item = next(iterator)
+                except StopIteration:
                     exhausted = True
                     break
                 pending[pool.submit(_attempt, work, item)] = item

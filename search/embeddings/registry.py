@@ -80,16 +80,16 @@ def encoder_status(model_id: str | None = None, revision: str | None = None) -> 
     try:
         key: str | None = model_key_for(model_id, revision or None)
         key_error = None
-    except Exception as error:
-        key, key_error = None, getattr(error, "message", str(error))
+    except Exception as exc:
+        key, key_error = None, getattr(exc, "message", str(exc))
     slot = _slot(model_id, revision)
     if slot.encoder is not None:
         return {"model_id": model_id, "model_key": slot.encoder.model_key, "loaded": True, "error": None}
     recent_failure = slot.error is not None and time.monotonic() - slot.failed_at < FAILURE_TTL_SECONDS
     if not slot.loading and not recent_failure and key_error is None:
         _load_in_background(model_id, revision)
-    error = slot.error.message if slot.error is not None else key_error
-    return {"model_id": model_id, "model_key": key, "loaded": False, "error": error}
+    reason = slot.error.message if slot.error is not None else key_error
+    return {"model_id": model_id, "model_key": key, "loaded": False, "error": reason}
 
 
 def clear_encoder_cache() -> None:

@@ -171,7 +171,9 @@ def random_captioned_pictures(n: int, seed: int, *, size: int = 224) -> list[tup
     out = []
     for _ in range(n):
         attributes = random_attributes(rng)
-        picture = render_shape_picture(**attributes.as_dict(), size=size, seed=rng.getrandbits(32))
+        picture = render_shape_picture(kind=attributes.kind, colour=attributes.colour, count=attributes.count,
+                                       background=attributes.background, position=attributes.position, size=size,
+                                       seed=rng.getrandbits(32))  # fmt: skip
         out.append((picture, caption_for(attributes, rng), attributes))
     return out
 

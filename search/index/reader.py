@@ -215,7 +215,7 @@ def reader_refresh(*, model_key: str, block: bool = False) -> Served:
     try:
         row = _latest_row(model_key)
         newest = row["version"] if row else None
-        if newest is not None and newest not in (served.version, served.broken_version, served.loading_version):
+        if row is not None and newest not in (served.version, served.broken_version, served.loading_version):
             if block:
                 swapped = _swap(model_key, row, served)
                 if swapped is not served:

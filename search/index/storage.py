@@ -74,7 +74,12 @@ def snapshot_write(*, index: faiss.Index, model_key: str, version: int) -> tuple
     hasher = hashlib.sha256()
     try:
         with open(temp, "wb") as handle:
-            writer = faiss.PyCallbackIOWriter(lambda data: _write_chunk(handle, hasher, data) or len(data))
+
+            def write(data: bytes) -> int:
+                _write_chunk(handle, hasher, data)
+                return len(data)
+
+            writer = faiss.PyCallbackIOWriter(write)
             faiss.write_index(index, writer)
             del writer  # flushes faiss's buffer through the callback
             handle.flush()

@@ -36,7 +36,7 @@ def cutoffs_apply(
         floor = max(floor, min_score)
     if relative_margin is not None:
         floor = max(floor, candidates[0].score - relative_margin)
-    kept = []
+    kept: list[Candidate] = []
     for candidate in candidates:
         if candidate.score < floor:
             return kept, True

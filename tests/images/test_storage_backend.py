@@ -47,7 +47,8 @@ def test_upload_embed_search_and_serve_through_an_in_memory_storage(settings, me
     assert isinstance(default_storage._wrapped, InMemoryStorage)
     for image in Image.objects.all():
         assert image.status == ImageStatus.READY
-        assert default_storage.exists(image.original.name) and default_storage.exists(image.thumbnail.name)
+        assert default_storage.exists(image.original.name)
+        assert default_storage.exists(image.thumbnail.name)
     assert not (tmp_path / "unused-media").exists()
     # And a search finds the right picture, with media URLs the storage gives, served through the storage
     found = Client().get("/api/v1/search", {"q": "a red circle in the centre on a white background", "limit": 1})

@@ -80,8 +80,8 @@ def test_snapshot_gauges_report_the_newest_snapshot(client):
                                  dimension=8, watermark=1, checksum="0" * 64)  # fmt: skip
     for version in (1, 2):
         IndexSnapshot.objects.create(
-            model_key=active_model_key(), version=version, file_path=f"m/v{version}.faiss", factory="Flat", vector_count=10,
-            dimension=8, watermark=10, checksum="0" * 64,
+            model_key=active_model_key(), version=version, file_path=f"m/v{version}.faiss", factory="Flat",
+            vector_count=10, dimension=8, watermark=10, checksum="0" * 64,
         )  # fmt: skip
     IndexSnapshot.objects.filter(version=2).update(created_at=timezone.now() - timezone.timedelta(seconds=60))
     IndexSnapshot.objects.filter(version=1).update(created_at=timezone.now() - timezone.timedelta(seconds=600))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandParser
 
 from core.dispatch import EMBED_IMAGES, task_send
@@ -18,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--failed", action="store_true", help="also retry images marked failed")
         parser.add_argument("--chunk", type=int, default=64, help="images per task")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         model_key = active_model_key()
         statuses = [ImageStatus.PENDING, ImageStatus.READY] + ([ImageStatus.FAILED] if options["failed"] else [])
         ids = list(images_missing_embedding(model_key=model_key, statuses=statuses))

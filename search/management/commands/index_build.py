@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="rebuild even when the snapshot is current")
         parser.add_argument("--background", action="store_true", help="enqueue the build for a worker instead")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         model_key = options["model_key"] or active_model_key()
         if options["background"]:
             task_send(INDEX_BUILD, model_key=model_key, force=bool(options["force"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -14,7 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("--model-key", default=None)
         parser.add_argument("--json", action="store_true", help="print the full status as JSON")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         from search.index import index_status
 
         status = index_status(options["model_key"])

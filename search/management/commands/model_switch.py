@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -21,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--step", action="store_true", help="run one switch step in this process")
         parser.add_argument("--remove", metavar="MODEL_KEY", help="delete a retired model's embeddings and index")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         from core.errors import DomainError
         from search.services.models import model_remove, model_switch_start, model_switch_status, model_switch_step
 
