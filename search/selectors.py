@@ -1,4 +1,4 @@
-"""Read-only queries about search state: the active model, and the system status shown in the UI and API."""
+"""Read-only queries for the pages and the API: recent images, the active model's status, the system status."""
 
 from __future__ import annotations
 
