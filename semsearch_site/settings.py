@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "semsearch_site.api_schema.ApiAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "search": env.str("THROTTLE_SEARCH", default="120/min"),
@@ -233,6 +233,8 @@ REST_FRAMEWORK = {
         "read": env.str("THROTTLE_READ", default="600/min"),
     },
     "EXCEPTION_HANDLER": "semsearch_site.errors.api_exception_handler",
+    # `format` is a catalogue filter (format=PNG), not DRF's renderer switch: responses are always JSON.
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

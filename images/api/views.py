@@ -11,6 +11,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from images.filters import catalogue_filters_from
 from images.selectors import image_get, image_list
 from images.services import fetch_url, image_delete, image_ingest
 from images.services.uploads import uploaded_file_read, uploads_ingest
@@ -53,9 +54,9 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         filters = s.ImageListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = ImagePagination()
-        criteria = dict(filters.validated_data)
-        criteria["format"] = criteria.pop("image_format", None)
-        page = paginator.paginate_queryset(image_list(**criteria), request, view=self)
+        data = filters.validated_data
+        queryset = image_list(filters=catalogue_filters_from(params=data), status=data.get("status"))
+        page = paginator.paginate_queryset(queryset, request, view=self)
         output = s.ImageOutputSerializer(page, many=True, context={"request": request})
         return paginator.get_paginated_response(output.data)
 
@@ -65,7 +66,7 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         responses={
             201: s.UploadResponseSerializer, 200: s.UploadResponseSerializer,
             207: OpenApiResponse(s.UploadResponseSerializer, description="Some files rejected; retry only those."),
-            400: OpenApiResponse(s.UploadResponseSerializer, description="Every file rejected."),
+            400: OpenApiResponse(s.UploadRejectedSerializer, description="Every file rejected (or invalid input)."),
         },
         summary="Upload one or many images (or zip archives); one result per file.",
     )  # fmt: skip
@@ -82,7 +83,10 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         body = s.UploadResponseSerializer(
             {"results": outcomes, "counts": dict(counts)}, context={"request": request}
         ).data
-        return Response(body, status=upload_status_code(counts))
+        code = upload_status_code(counts)
+        if code == status.HTTP_400_BAD_REQUEST:  # an error like any other, with the per-file results kept
+            body = {"detail": "Every file was rejected; see results for each reason.", "code": "all_rejected", **body}
+        return Response(body, status=code)
 
 
 class ImageFromUrlView(MethodScopedThrottleMixin, APIView):

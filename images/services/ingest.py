@@ -13,6 +13,7 @@ from functools import partial, update_wrapper
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from images.filters import tag_normalise
 from images.models import Image, ImageStatus
 
 from .decoding import EXTENSIONS, decode_image
@@ -21,7 +22,6 @@ from .storage import THUMBNAIL_EXT, media_file_delete, media_file_write, media_n
 logger = logging.getLogger(__name__)
 
 MAX_TAGS = 50
-MAX_TAG_LENGTH = 64
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 
 
@@ -60,7 +60,7 @@ def tags_clean(tags: Iterable[str]) -> list[str]:
     """Lower-cased, stripped, de-duplicated (order kept), each at most 64 characters, at most 50."""
     seen: list[str] = []
     for tag in tags:
-        clean = " ".join(str(tag).split()).lower()[:MAX_TAG_LENGTH]
+        clean = tag_normalise(tag)
         if clean and clean not in seen:
             seen.append(clean)
     return seen[:MAX_TAGS]

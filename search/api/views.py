@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -22,7 +22,6 @@ from search.services.search import search_run
 from semsearch_site.errors import NotFoundError
 
 from .serializers import (
-    ErrorSerializer,
     SearchGetSerializer,
     SearchJsonSerializer,
     SearchOutputSerializer,
@@ -60,15 +59,6 @@ class _SearchAPIView(APIView):
         super().permission_denied(request, message=message, code=code)
 
 
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Malformed query or options; `detail` says what to fix"),
-    401: OpenApiResponse(ErrorSerializer, description="Search is private and no credentials were sent"),
-    403: OpenApiResponse(ErrorSerializer, description="Search is private and the credentials were refused"),
-    429: OpenApiResponse(ErrorSerializer, description="Too many searches; retry after the Retry-After header"),
-    503: OpenApiResponse(ErrorSerializer, description="The model cannot be loaded or the database is unavailable"),
-}
-
-
 class SearchView(_SearchAPIView):
     """Search the catalogue by text (query syntax), by terms, or by an uploaded picture."""
 
@@ -77,7 +67,7 @@ class SearchView(_SearchAPIView):
     @extend_schema(
         operation_id="search",
         parameters=[SearchGetSerializer],
-        responses={200: SearchOutputSerializer, **ERRORS},
+        responses={200: SearchOutputSerializer},
         description='Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `"quoted phrase"`.',
     )
     def get(self, request: Request) -> Response:
@@ -89,7 +79,7 @@ class SearchView(_SearchAPIView):
     @extend_schema(
         operation_id="search_post",
         request={"application/json": SearchJsonSerializer, "multipart/form-data": SearchUploadSerializer},
-        responses={200: SearchOutputSerializer, **ERRORS},
+        responses={200: SearchOutputSerializer},
         examples=[
             OpenApiExample(
                 "Text and a stored image",
@@ -133,7 +123,7 @@ class SimilarView(_SearchAPIView):
     @extend_schema(
         operation_id="images_similar",
         parameters=[SearchParamsSerializer],
-        responses={200: SearchOutputSerializer, 404: OpenApiResponse(ErrorSerializer), **ERRORS},
+        responses={200: SearchOutputSerializer},
     )
     def get(self, request: Request, pk: int) -> Response:
         if not Image.objects.filter(pk=pk, status=ImageStatus.READY).exists():
