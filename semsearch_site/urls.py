@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from . import health
-from .schema_view import SchemaView
+from .api_views import SchemaView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -19,3 +19,5 @@ urlpatterns = [
     path("", include("images.urls")),
     path("", include("search.urls")),
 ]
+
+handler404 = "semsearch_site.api_views.not_found"
