@@ -86,7 +86,9 @@ PROMISES: list[tuple[str, list[str], list[str]]] = [
         "add/delete permission or staff; a refused write changes nothing; session writes need the CSRF token; "
         "tokens need no CSRF token; a wrong, malformed or revoked token is a 401.",
         ["test_authorization.py::test_matrix_reads_public_writes_need_permission",
-         "test_authorization.py::test_private_search_needs_authentication",
+         "test_authorization.py::test_private_reading_needs_authentication",
+         "test_authorization.py::test_pages_and_media_follow_the_privacy_setting[True]",
+         "test_authorization.py::test_pages_and_media_follow_the_privacy_setting[False]",
          "test_authorization.py::test_pages_answer_anonymous_readers",
          "test_authorization.py::test_session_writes_need_csrf_token",
          "test_authorization.py::test_token_writes_need_no_csrf_and_bad_tokens_are_401",

@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
+from images.api.permissions import reading_allowed
 from images.models import Image, ImageStatus
 from search.api.serializers import SearchParamsSerializer
 from search.query import QueryTerm, SearchHit, query_parse
@@ -66,8 +66,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _login_needed(request: HttpRequest) -> bool:
-    """Search pages follow the API: private when ``SEMSEARCH_SEARCH_PUBLIC`` is false."""
-    return not settings.SEMSEARCH_SEARCH_PUBLIC and not request.user.is_authenticated
+    """Pages follow the API: private when ``SEMSEARCH_SEARCH_PUBLIC`` is false (``reading_allowed``)."""
+    return not reading_allowed(user=request.user)
 
 
 def _params(data: Any) -> dict[str, Any]:

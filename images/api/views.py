@@ -17,7 +17,7 @@ from images.services import fetch_url, image_delete, image_ingest
 from images.services.uploads import uploaded_file_read, uploads_ingest
 
 from . import serializers as s
-from .permissions import CataloguePermission, MethodScopedThrottleMixin
+from .permissions import CataloguePermission, CredentialsNeededMixin, MethodScopedThrottleMixin
 
 
 class ImagePagination(PageNumberPagination):
@@ -36,7 +36,7 @@ def upload_status_code(counts: Counter) -> int:
     return status.HTTP_201_CREATED if counts["created"] else status.HTTP_200_OK
 
 
-class ImageListUploadView(MethodScopedThrottleMixin, APIView):
+class ImageListUploadView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
     parser_classes = [MultiPartParser, FormParser]
 
@@ -89,7 +89,7 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         return Response(body, status=code)
 
 
-class ImageFromUrlView(MethodScopedThrottleMixin, APIView):
+class ImageFromUrlView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
@@ -114,7 +114,7 @@ class ImageFromUrlView(MethodScopedThrottleMixin, APIView):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-class ImageDetailView(MethodScopedThrottleMixin, APIView):
+class ImageDetailView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
 
     @extend_schema(operation_id="images_retrieve", responses=s.ImageOutputSerializer)

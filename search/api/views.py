@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from images.api.permissions import CredentialsNeededMixin, ReadPermission
 from images.models import Image, ImageStatus
 from search.query import QueryTerm, query_parse
 from search.query.params import search_query_from_params
@@ -38,25 +36,11 @@ class StatusOutputSerializer(serializers.Serializer):
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
 
 
-class SearchPermission(BasePermission):
-    """Anyone may search unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; then only signed-in users (token/session)."""
+class _SearchAPIView(CredentialsNeededMixin, APIView):
+    """Search endpoints: readable as the catalogue is (``reading_allowed``); throttled in the ``search`` scope."""
 
-    message = "Search is private on this server; sign in or send an API token."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(settings.SEMSEARCH_SEARCH_PUBLIC or (request.user and request.user.is_authenticated))
-
-
-class _SearchAPIView(APIView):
-    """Search endpoints: public unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; throttled in the ``search`` scope."""
-
-    permission_classes = [SearchPermission]
+    permission_classes = [ReadPermission]
     throttle_scope = "search"
-
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
-        if request.authenticators and not request.successful_authenticator:
-            raise NotAuthenticated(SearchPermission.message)
-        super().permission_denied(request, message=message, code=code)
 
 
 class SearchView(_SearchAPIView):
@@ -139,10 +123,10 @@ class SimilarView(_SearchAPIView):
         return Response(page_payload(search_run(query=query)))
 
 
-class StatusView(APIView):
-    """Model, index version and counts, queue depth, pending and failed images."""
+class StatusView(CredentialsNeededMixin, APIView):
+    """Model, index version and counts, queue depth, pending and failed images (private when reading is)."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [ReadPermission]
     throttle_scope = "read"
 
     @extend_schema(responses=StatusOutputSerializer, operation_id="status")
