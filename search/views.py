@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from images.api.permissions import reading_allowed
+from images.api.permissions import reading_allowed, remote_fetch_check
 from images.models import Image, ImageStatus
 from search.api.serializers import SearchParamsSerializer
 from search.query import QueryTerm, SearchHit, query_parse
@@ -55,6 +56,8 @@ def home(request: HttpRequest) -> HttpResponse:
     try:
         params = _params(request.GET)
         terms = query_parse(text=q) + ((picture[0],) if picture else ())
+        if any(term.kind == "url" for term in terms):
+            remote_fetch_check(request=request, anonymous_setting=settings.SEMSEARCH_URL_TERMS_ANONYMOUS)
         query = search_query_from_params(params=params, terms=terms, interface="web")
         page = search_run(query=query)
         context.update(page=page, results_end=page.offset + len(page.hits))

@@ -3,11 +3,15 @@ adding needs ``images.add_image``, deleting ``images.delete_image``; staff may d
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.throttling import SimpleRateThrottle
+
+from semsearch_site.errors import DomainError
 
 PRIVATE_MESSAGE = "Reading is private on this server; sign in or send an API token."
 
@@ -62,3 +66,48 @@ class MethodScopedThrottleMixin:
     def get_throttles(self):
         self.throttle_scope = "read" if self.request.method in SAFE_METHODS else "upload"
         return super().get_throttles()
+
+
+class FetchThrottledError(DomainError):
+    status_code = 429
+    code = "throttled"
+
+
+class UrlTermsNeedAccountError(DomainError):
+    status_code = 401
+    code = "url_terms_need_account"
+
+
+class FetchUserThrottle(SimpleRateThrottle):
+    """``fetch`` scope per user (per address for anonymous callers)."""
+
+    scope = "fetch"
+
+    def get_cache_key(self, request, view) -> str:
+        user = getattr(request, "user", None)
+        ident = f"user-{user.pk}" if user is not None and user.is_authenticated else self.get_ident(request)
+        return f"throttle_fetch_user_{ident}"
+
+
+class FetchAddressThrottle(SimpleRateThrottle):
+    """``fetch`` scope per client address, whoever is signed in there."""
+
+    scope = "fetch"
+
+    def get_cache_key(self, request, view) -> str:
+        return f"throttle_fetch_address_{self.get_ident(request)}"
+
+
+def remote_fetch_check(*, request: Any, anonymous_setting: bool | None = None) -> None:
+    """Before a request downloads a URL: anonymous callers only when ``anonymous_setting`` allows it (``None``:
+    never, e.g. add-by-URL, which needs the add permission anyway), then both ``fetch`` throttles. Raises
+    ``UrlTermsNeedAccountError`` (401) or ``FetchThrottledError`` (429 with ``Retry-After``)."""
+    user = getattr(request, "user", None)
+    if not anonymous_setting and not (user is not None and user.is_authenticated):
+        raise UrlTermsNeedAccountError("Searching with a picture URL needs an account on this server; sign in or "
+                                       "send an API token (or upload the picture instead).")  # fmt: skip
+    for throttle in (FetchUserThrottle(), FetchAddressThrottle()):
+        if not throttle.allow_request(request, None):
+            error = FetchThrottledError("Too many URL fetches; retry later.")
+            error.retry_after = max(1, math.ceil(throttle.wait() or 1))
+            raise error

@@ -13,11 +13,11 @@ from rest_framework.views import APIView
 
 from images.filters import catalogue_filters_from
 from images.selectors import image_get, image_list
-from images.services import fetch_url, image_delete, image_ingest
+from images.services import fetch_url_bounded, image_delete, image_ingest
 from images.services.uploads import uploaded_file_read, uploads_ingest
 
 from . import serializers as s
-from .permissions import CataloguePermission, CredentialsNeededMixin, MethodScopedThrottleMixin
+from .permissions import CataloguePermission, CredentialsNeededMixin, MethodScopedThrottleMixin, remote_fetch_check
 
 
 class ImagePagination(PageNumberPagination):
@@ -103,7 +103,8 @@ class ImageFromUrlView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIVie
         form = s.FromUrlInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        fetched = fetch_url(data["url"])
+        remote_fetch_check(request=request)
+        fetched = fetch_url_bounded(data["url"])
         result = image_ingest(data=fetched.data, filename=fetched.final_url.rsplit("/", 1)[-1].split("?", 1)[0],
                               source_url=data["url"], source_link=data["source_link"], title=data["title"],
                               attribution=data["attribution"], tags=data["tags"], uploader=request.user)  # fmt: skip

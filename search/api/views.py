@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -11,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from images.api.permissions import CredentialsNeededMixin, ReadPermission
+from images.api.permissions import CredentialsNeededMixin, ReadPermission, remote_fetch_check
 from images.models import Image, ImageStatus
 from search.query import QueryTerm, query_parse
 from search.query.params import search_query_from_params
@@ -88,6 +89,8 @@ class SearchView(_SearchAPIView):
         return self._run(data, terms)
 
     def _run(self, params: dict[str, Any], terms: tuple[QueryTerm, ...]) -> Response:
+        if any(term.kind == "url" for term in terms):
+            remote_fetch_check(request=self.request, anonymous_setting=settings.SEMSEARCH_URL_TERMS_ANONYMOUS)
         query = search_query_from_params(params=params, terms=terms, interface="api")
         return Response(page_payload(search_run(query=query)))
 
