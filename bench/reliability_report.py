@@ -77,16 +77,22 @@ PROMISES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "No input to any REST operation produces a server error (schema fuzzing as staff, so uploads and deletes "
-        "are exercised).",
-        ["test_schema_fuzz.py::test_no_input_produces_a_server_error"],
+        "are exercised); every error has the one documented shape and status, and real responses match the schema.",
+        ["test_schema_fuzz.py::test_no_input_produces_a_server_error",
+         "test_api_contract.py::test_every_error_of_every_operation_has_the_documented_shape",
+         "test_api_contract.py::test_throttled_requests_have_the_error_shape_and_retry_after",
+         "test_api_contract.py::test_real_search_similar_and_status_responses_match_their_documented_schemas"],
         ["schema_fuzz"],
     ),
     (
-        "Reads are public (search too, unless `SEMSEARCH_SEARCH_PUBLIC=false`); changing the catalogue needs the "
+        "Reads are public unless `SEMSEARCH_SEARCH_PUBLIC=false`, which closes every read (search, similar, image "
+        "list and detail, status, media, pages; `/healthz` stays open); changing the catalogue needs the "
         "add/delete permission or staff; a refused write changes nothing; session writes need the CSRF token; "
         "tokens need no CSRF token; a wrong, malformed or revoked token is a 401.",
         ["test_authorization.py::test_matrix_reads_public_writes_need_permission",
-         "test_authorization.py::test_private_search_needs_authentication",
+         "test_authorization.py::test_private_reading_needs_authentication",
+         "test_authorization.py::test_pages_and_media_follow_the_privacy_setting[True]",
+         "test_authorization.py::test_pages_and_media_follow_the_privacy_setting[False]",
          "test_authorization.py::test_pages_answer_anonymous_readers",
          "test_authorization.py::test_session_writes_need_csrf_token",
          "test_authorization.py::test_token_writes_need_no_csrf_and_bad_tokens_are_401",

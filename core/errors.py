@@ -9,6 +9,7 @@ class DomainError(Exception):
 
     status_code = 400
     code = "invalid"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

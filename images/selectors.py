@@ -2,57 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from datetime import datetime
-
-from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 
 from core.errors import NotFoundError
+from images.filters import NO_FILTERS, CatalogueFilters, image_filter
 from images.models import Image, ImageStatus
 
 
-def image_list(
-    *,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
-    tags: Sequence[str] = (),
-    uploader: str | int | None = None,
-    format: str | None = None,
-    status: str | None = None,
-    min_width: int | None = None,
-    min_height: int | None = None,
-) -> QuerySet[Image]:
-    """Images matching every given filter, newest first. ``tags``: all must be present (case-insensitive);
-    ``uploader``: a user id or username; ``format``: JPEG, PNG, WebP, ... (case-insensitive)."""
-    queryset = Image.objects.select_related("uploader")
-    if created_after is not None:
-        queryset = queryset.filter(created_at__gte=created_after)
-    if created_before is not None:
-        queryset = queryset.filter(created_at__lt=created_before)
-    for tag in tags:
-        queryset = queryset.filter(_tag_q(tag))
-    if uploader not in (None, ""):
-        text = str(uploader)
-        queryset = queryset.filter(Q(uploader__username=text) | (Q(uploader_id=int(text)) if text.isdigit() else Q()))
-    if format:
-        queryset = queryset.filter(format__iexact=format)
+def image_list(*, filters: CatalogueFilters = NO_FILTERS, status: str | None = None) -> QuerySet[Image]:
+    """Images matching ``filters`` (see ``images.filters``) and ``status``, newest first."""
+    queryset = image_filter(queryset=Image.objects.select_related("uploader"), filters=filters)
     if status:
         queryset = queryset.filter(status=status)
-    if min_width:
-        queryset = queryset.filter(width__gte=min_width)
-    if min_height:
-        queryset = queryset.filter(height__gte=min_height)
     return queryset.order_by("-created_at", "-id")
-
-
-def _tag_q(tag: str) -> Q:
-    tag = " ".join(tag.split()).lower()
-    if connection.features.supports_json_field_contains:
-        return Q(tags__contains=[tag])
-    # SQLite has no JSON containment: match the quoted tag inside the stored JSON text (tags are normalised).
-    return Q(tags__icontains=json.dumps(tag))
 
 
 def image_get(image_id: int) -> Image:

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from core.errors import DomainError
+from images.api.permissions import reading_allowed, remote_fetch_check
 from images.formats import FORMAT_NAMES
 from images.models import Image, ImageStatus
 from search.api.serializers import SearchParamsSerializer
@@ -55,6 +56,8 @@ def home(request: HttpRequest) -> HttpResponse:
     try:
         params = _params(request.GET)
         terms = query_parse(text=q) + ((picture[0],) if picture else ())
+        if any(term.kind == "url" for term in terms):
+            remote_fetch_check(request=request, anonymous_setting=settings.SEMSEARCH_URL_TERMS_ANONYMOUS)
         query = search_query_from_params(params=params, terms=terms, interface="web")
         page = search_run(query=query)
         context.update(page=page, results_end=page.offset + len(page.hits))
@@ -66,8 +69,8 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _login_needed(request: HttpRequest) -> bool:
-    """Search pages follow the API: private when ``SEMSEARCH_SEARCH_PUBLIC`` is false."""
-    return not settings.SEMSEARCH_SEARCH_PUBLIC and not request.user.is_authenticated
+    """Pages follow the API: private when ``SEMSEARCH_SEARCH_PUBLIC`` is false (``reading_allowed``)."""
+    return not reading_allowed(user=request.user)
 
 
 def _params(data: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -55,13 +56,15 @@ READINESS_CHECKS: dict[str, Callable[[], str | None]] = {
 
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when every part can serve, else 503; the body names each part's state and, if not ready, why."""
+    """200 when every part can serve, else 503; the body names each part's state and, if not ready, why (the
+    reasons only to signed-in users when reading is private: they name models and hosts)."""
+    explain = settings.SEMSEARCH_SEARCH_PUBLIC or request.user.is_authenticated
     checks: dict[str, dict[str, object]] = {}
     for name, check in READINESS_CHECKS.items():
         try:
             problem = check()
         except Exception as exc:  # a readiness probe reports failures, it never raises them
             problem = f"{type(exc).__name__}: {exc}"
-        checks[name] = {"ready": problem is None, **({"reason": problem} if problem else {})}
+        checks[name] = {"ready": problem is None, **({"reason": problem} if problem and explain else {})}
     ready = all(check["ready"] for check in checks.values())
     return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -79,7 +79,8 @@ class DatabaseUnavailableMiddleware:
 
 def database_unavailable_response() -> JsonResponse:
     response = JsonResponse(
-        {"detail": "The database is unavailable right now; please retry in a few seconds."}, status=503
+        {"detail": "The database is unavailable right now; please retry in a few seconds.", "code": "db_down"},
+        status=503,
     )
     response["Retry-After"] = "5"
     return response

@@ -169,7 +169,6 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "workers.tasks.embed_*": {"queue": "embed"},
     "workers.tasks.index_*": {"queue": "index"},
-    "workers.tasks.fetch_*": {"queue": "fetch"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -225,14 +224,18 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "semsearch_site.api_schema.ApiAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "search": env.str("THROTTLE_SEARCH", default="120/min"),
         "upload": env.str("THROTTLE_UPLOAD", default="60/min"),
         "read": env.str("THROTTLE_READ", default="600/min"),
+        # URL terms in searches and add-by-URL: per user (or address, when anonymous) and per client address.
+        "fetch": env.str("THROTTLE_FETCH", default="20/min"),
     },
     "EXCEPTION_HANDLER": "semsearch_site.errors.api_exception_handler",
+    # `format` is a catalogue filter (format=PNG), not DRF's renderer switch: responses are always JSON.
+    "URL_FORMAT_OVERRIDE": None,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {
@@ -257,6 +260,11 @@ SEMSEARCH_THUMBNAIL_SIZE = env.int("SEMSEARCH_THUMBNAIL_SIZE", default=384)
 SEMSEARCH_FETCH_TIMEOUT = env.float("SEMSEARCH_FETCH_TIMEOUT", default=20.0)
 SEMSEARCH_FETCH_MAX_BYTES = env.int("SEMSEARCH_FETCH_MAX_BYTES", default=25 * 1024 * 1024)
 SEMSEARCH_FETCH_ALLOWLIST = env.list("SEMSEARCH_FETCH_ALLOWLIST", default=[])
+# URL downloads in flight at once per web process; one more is refused at once (503), never queued.
+SEMSEARCH_FETCH_CONCURRENCY = env.int("SEMSEARCH_FETCH_CONCURRENCY", default=4)
+# Total seconds for the picture behind a URL term in a search (a slower one ends the search with a 504).
+SEMSEARCH_QUERY_FETCH_TIMEOUT = env.float("SEMSEARCH_QUERY_FETCH_TIMEOUT", default=5.0)
+SEMSEARCH_URL_TERMS_ANONYMOUS = env.bool("SEMSEARCH_URL_TERMS_ANONYMOUS", default=False)
 SEMSEARCH_INDEX_MEMORY_BUDGET_MB = env.int("SEMSEARCH_INDEX_MEMORY_BUDGET_MB", default=4096)
 SEMSEARCH_INDEX_RECALL_TARGET = env.float("SEMSEARCH_INDEX_RECALL_TARGET", default=0.95)
 SEMSEARCH_INDEX_THREADS = env.int("SEMSEARCH_INDEX_THREADS", default=0)

@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
+from images.filters import FilterError, bound_parse, formats_normalise
 from images.formats import FORMAT_NAMES_TEXT
 from images.models import Image, ImageStatus
 from images.services.storage import media_url
+
+# Sent by HTML forms with a session; never a parameter of its own.
+ALWAYS_ACCEPTED = frozenset({"csrfmiddlewaretoken"})
+
+
+class StrictParamsMixin:
+    """Refuse parameters the serializer does not know (a typo must not change results silently): each unknown one
+    is a field error with code ``unknown_parameter`` that lists the accepted names. ``extra_params`` are accepted
+    without being fields (e.g. the paginator's ``page``)."""
+
+    extra_params: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        if hasattr(data, "keys"):
+            accepted = [*self.fields, *self.extra_params]
+            unknown = [key for key in data if key not in accepted and key not in ALWAYS_ACCEPTED]
+            if unknown:
+                message = f"Unknown parameter; accepted: {', '.join(accepted)}."
+                raise serializers.ValidationError(
+                    {str(key)[:100]: [ErrorDetail(message, code="unknown_parameter")] for key in unknown[:20]}
+                )
+        return super().to_internal_value(data)
 
 
 class TagsField(serializers.ListField):
@@ -28,6 +52,52 @@ class TagsField(serializers.ListField):
             values = dictionary.getlist(self.field_name)
             return values if values else serializers.empty
         return dictionary.get(self.field_name, serializers.empty)
+
+
+class FormatsField(TagsField):
+    """Image formats (case-insensitive; comma-separated or repeated), turned into their canonical names."""
+
+    child = serializers.CharField(max_length=16)
+
+    def to_internal_value(self, data):
+        try:
+            return list(formats_normalise(super().to_internal_value(data)))
+        except FilterError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+class BoundField(serializers.CharField):
+    """A date bound: ``YYYY-MM-DD`` (the whole day) or an ISO 8601 time."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_blank=True, **kwargs)
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        if not text:
+            return None
+        if len(text) > 40:
+            raise serializers.ValidationError("Use YYYY-MM-DD or an ISO 8601 time.")
+        try:
+            return bound_parse(text)
+        except FilterError as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+
+class CatalogueFilterSerializer(StrictParamsMixin, serializers.Serializer):
+    """The catalogue filters (``images.filters``), shared by the image list and every search endpoint."""
+
+    tags = TagsField(required=False, help_text="Comma-separated or repeated; every tag must be present (any case).")
+    uploader = serializers.CharField(
+        required=False, allow_blank=True, max_length=150, help_text="Username, or user id when all digits."
+    )
+    format = FormatsField(
+        required=False, help_text=f"Any of these formats (any case, comma-separated): {FORMAT_NAMES_TEXT}."
+    )
+    min_width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
+    min_height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
+    created_after = BoundField(help_text="Added at or after; YYYY-MM-DD (from the start of that day) or ISO 8601.")
+    created_before = BoundField(help_text="Added before; YYYY-MM-DD (that day included) or ISO 8601 (exclusive).")
 
 
 class ImageOutputSerializer(serializers.ModelSerializer):
@@ -56,17 +126,11 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         return self._url(obj.thumbnail.name)
 
 
-class ImageListFilterSerializer(serializers.Serializer):
-    created_after = serializers.DateTimeField(required=False, help_text="ISO 8601; inclusive.")
-    created_before = serializers.DateTimeField(required=False, help_text="ISO 8601; exclusive.")
-    tags = TagsField(required=False, help_text="Comma-separated; every tag must be present.")
-    uploader = serializers.CharField(required=False, help_text="User id or username.")
-    image_format = serializers.CharField(
-        required=False, help_text=f"{FORMAT_NAMES_TEXT} (`format` is DRF's renderer switch)."
-    )
+class ImageListFilterSerializer(CatalogueFilterSerializer):
+    extra_params = ("page", "page_size")
+
     status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
-    min_width = serializers.IntegerField(required=False, min_value=1)
-    min_height = serializers.IntegerField(required=False, min_value=1)
+    image_format = FormatsField(required=False, help_text="The former name of `format`; still accepted.")
 
 
 class ImagePageSerializer(serializers.Serializer):
@@ -83,14 +147,14 @@ class ProvenanceInputSerializer(serializers.Serializer):
     tags = TagsField(required=False, default=list)
 
 
-class UploadInputSerializer(ProvenanceInputSerializer):
+class UploadInputSerializer(StrictParamsMixin, ProvenanceInputSerializer):
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), allow_empty=False,
         help_text="One or more image files or zip archives (repeat the `files` field).",
     )  # fmt: skip
 
 
-class FromUrlInputSerializer(ProvenanceInputSerializer):
+class FromUrlInputSerializer(StrictParamsMixin, ProvenanceInputSerializer):
     url = serializers.URLField(max_length=2000, help_text="http or https URL of an image.")
 
 
@@ -105,6 +169,17 @@ class UploadResultSerializer(serializers.Serializer):
 class UploadResponseSerializer(serializers.Serializer):
     results = UploadResultSerializer(many=True)
     counts = serializers.DictField(child=serializers.IntegerField())
+
+
+class UploadRejectedSerializer(UploadResponseSerializer):
+    """The error shape (``detail``, ``code``: ``all_rejected``, or ``invalid`` with ``fields``) plus, when files
+    were read, one result per file."""
+
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    results = UploadResultSerializer(many=True, required=False)
+    counts = serializers.DictField(child=serializers.IntegerField(), required=False)
 
 
 class FromUrlResponseSerializer(serializers.Serializer):

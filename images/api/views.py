@@ -11,12 +11,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from images.filters import catalogue_filters_from
 from images.selectors import image_get, image_list
-from images.services import fetch_url, image_delete, image_ingest
+from images.services import fetch_url_bounded, image_delete, image_ingest
 from images.services.uploads import uploaded_file_read, uploads_ingest
 
 from . import serializers as s
-from .permissions import CataloguePermission, MethodScopedThrottleMixin
+from .permissions import CataloguePermission, CredentialsNeededMixin, MethodScopedThrottleMixin, remote_fetch_check
 
 
 class ImagePagination(PageNumberPagination):
@@ -35,7 +36,7 @@ def upload_status_code(counts: Counter) -> int:
     return status.HTTP_201_CREATED if counts["created"] else status.HTTP_200_OK
 
 
-class ImageListUploadView(MethodScopedThrottleMixin, APIView):
+class ImageListUploadView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
     parser_classes = [MultiPartParser, FormParser]
 
@@ -53,9 +54,9 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         filters = s.ImageListFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = ImagePagination()
-        criteria = dict(filters.validated_data)
-        criteria["format"] = criteria.pop("image_format", None)
-        page = paginator.paginate_queryset(image_list(**criteria), request, view=self)
+        data = filters.validated_data
+        queryset = image_list(filters=catalogue_filters_from(params=data), status=data.get("status"))
+        page = paginator.paginate_queryset(queryset, request, view=self)
         output = s.ImageOutputSerializer(page, many=True, context={"request": request})
         return paginator.get_paginated_response(output.data)
 
@@ -65,7 +66,7 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         responses={
             201: s.UploadResponseSerializer, 200: s.UploadResponseSerializer,
             207: OpenApiResponse(s.UploadResponseSerializer, description="Some files rejected; retry only those."),
-            400: OpenApiResponse(s.UploadResponseSerializer, description="Every file rejected."),
+            400: OpenApiResponse(s.UploadRejectedSerializer, description="Every file rejected (or invalid input)."),
         },
         summary="Upload one or many images (or zip archives); one result per file.",
     )  # fmt: skip
@@ -82,10 +83,13 @@ class ImageListUploadView(MethodScopedThrottleMixin, APIView):
         body = s.UploadResponseSerializer(
             {"results": outcomes, "counts": dict(counts)}, context={"request": request}
         ).data
-        return Response(body, status=upload_status_code(counts))
+        code = upload_status_code(counts)
+        if code == status.HTTP_400_BAD_REQUEST:  # an error like any other, with the per-file results kept
+            body = {"detail": "Every file was rejected; see results for each reason.", "code": "all_rejected", **body}
+        return Response(body, status=code)
 
 
-class ImageFromUrlView(MethodScopedThrottleMixin, APIView):
+class ImageFromUrlView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
     parser_classes = [JSONParser, FormParser, MultiPartParser]
 
@@ -99,7 +103,8 @@ class ImageFromUrlView(MethodScopedThrottleMixin, APIView):
         form = s.FromUrlInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        fetched = fetch_url(data["url"])
+        remote_fetch_check(request=request)
+        fetched = fetch_url_bounded(data["url"])
         result = image_ingest(data=fetched.data, filename=fetched.final_url.rsplit("/", 1)[-1].split("?", 1)[0],
                               source_url=data["url"], source_link=data["source_link"], title=data["title"],
                               attribution=data["attribution"], tags=data["tags"], uploader=request.user)  # fmt: skip
@@ -110,7 +115,7 @@ class ImageFromUrlView(MethodScopedThrottleMixin, APIView):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-class ImageDetailView(MethodScopedThrottleMixin, APIView):
+class ImageDetailView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
 
     @extend_schema(operation_id="images_retrieve", responses=s.ImageOutputSerializer)

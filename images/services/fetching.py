@@ -30,6 +30,25 @@ class FetchRejectedError(DomainError):
     code = "fetch_rejected"
 
 
+class FetchTimeoutError(FetchRejectedError):
+    """The download did not finish within its deadline."""
+
+    status_code = 504
+    code = "fetch_timeout"
+
+
+class FetchBusyError(DomainError):
+    """Every fetch slot of this process is taken; retry shortly."""
+
+    status_code = 503
+    code = "fetch_busy"
+    retry_after = 5
+
+
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}  # per configured size; a cache, not a source of truth
+_SLOTS_LOCK = threading.Lock()
+
+
 @dataclass(frozen=True)
 class FetchedFile:
     data: bytes
@@ -145,12 +164,12 @@ def _get(url: str, *, deadline: float, max_bytes: int, timeout: float) -> tuple[
             if time.monotonic() > deadline:
                 break
         if time.monotonic() > deadline:
-            raise FetchRejectedError(f"The download took longer than {timeout:g} s.")
+            raise FetchTimeoutError(f"The download took longer than {timeout:g} s.")
         return response.status, headers, b"".join(chunks)
     except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, ValueError) as exc:
         # ValueError covers a certificate for another name (urllib3's CertificateError) and malformed responses.
         if time.monotonic() >= deadline:
-            raise FetchRejectedError(f"The download took longer than {timeout:g} s.") from exc
+            raise FetchTimeoutError(f"The download took longer than {timeout:g} s.") from exc
         raise FetchRejectedError(f"Fetching {host} failed: {exc.__class__.__name__}: {exc}.") from exc
     finally:
         if watchdog is not None:
@@ -190,3 +209,19 @@ def fetch_url(url: str, *, max_bytes: int | None = None, timeout: float | None =
             raise FetchRejectedError(f"The content type is {content_type or 'missing'!r}, not an image.")
         return FetchedFile(data=body, content_type=content_type, final_url=current)
     raise FetchRejectedError(f"More than {MAX_REDIRECTS} redirects.")
+
+
+def fetch_url_bounded(url: str, *, timeout: float | None = None) -> FetchedFile:
+    """``fetch_url`` on one of this process's ``SEMSEARCH_FETCH_CONCURRENCY`` slots, so slow URLs never hold more
+    than that many web threads (each for at most ``timeout``). With every slot taken it refuses at once
+    (``FetchBusyError``, 503 with ``Retry-After``) rather than queue; a download past its deadline is a
+    ``FetchTimeoutError`` (504)."""
+    size = max(1, int(settings.SEMSEARCH_FETCH_CONCURRENCY))
+    with _SLOTS_LOCK:
+        slots = _SLOTS.setdefault(size, threading.BoundedSemaphore(size))
+    if not slots.acquire(blocking=False):
+        raise FetchBusyError(f"All {size} URL fetch slots are busy; retry in a few seconds.")
+    try:
+        return fetch_url(url, timeout=timeout)
+    finally:
+        slots.release()

@@ -82,6 +82,11 @@ def folder_import_run(
     records = {record.path: record for record in ImportedFile.objects.filter(path__startswith=prefix)}
     by_hash = dict(ImportedFile.objects.exclude(image=None).values_list("content_hash", "image_id"))
     seen = {item.path for item in found}
+    # Records of files no longer on disk, by content hash: a renamed file finds its old path in one lookup.
+    vanished: dict[str, set[str]] = {}
+    for path, rec in records.items():
+        if path not in seen:
+            vanished.setdefault(rec.content_hash, set()).add(path)
     todo = []
     for item in found:
         record = records.get(item.path)
@@ -110,8 +115,7 @@ def folder_import_run(
     def record(item: FoundFile, result) -> None:
         outcome = "failed"
         if isinstance(result, KnownContent) and Image.objects.filter(pk=result.image_id).exists():
-            moved_from = [path for path, rec in records.items() if rec.content_hash == result.content_hash
-                          and path not in seen and path != item.path]  # fmt: skip
+            moved_from = sorted(vanished.pop(result.content_hash, set()) - {item.path})
             with transaction.atomic():
                 ImportedFile.objects.filter(path__in=moved_from).delete()
                 _remember(item, result.content_hash, result.image_id)

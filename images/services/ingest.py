@@ -15,6 +15,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from core.dispatch import EMBED_IMAGES, task_send_on_commit
+from images.filters import tag_normalise
 from images.formats import BY_NAME
 from images.models import Image, ImageStatus
 
@@ -31,7 +32,6 @@ from .storage import (
 logger = logging.getLogger(__name__)
 
 MAX_TAGS = 50
-MAX_TAG_LENGTH = 64
 _UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f<>:\"|?*]")
 
 
@@ -70,7 +70,7 @@ def tags_clean(tags: Iterable[str]) -> list[str]:
     """Lower-cased, stripped, de-duplicated (order kept), each at most 64 characters, at most 50."""
     seen: list[str] = []
     for tag in tags:
-        clean = " ".join(str(tag).split()).lower()[:MAX_TAG_LENGTH]
+        clean = tag_normalise(tag)
         if clean and clean not in seen:
             seen.append(clean)
     return seen[:MAX_TAGS]

@@ -9,19 +9,13 @@ from django.urls import reverse
 from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
+from images.api.serializers import CatalogueFilterSerializer, StrictParamsMixin
 from search.query import MAX_LIMIT, MAX_TERMS, MAX_WINDOW, SearchHit, SearchPage
 
 
-class SearchParamsSerializer(serializers.Serializer):
-    """Filters and options shared by every search endpoint (query string or body)."""
+class SearchParamsSerializer(CatalogueFilterSerializer):
+    """Filters (the catalogue's, ``images.filters``) and options shared by every search endpoint."""
 
-    tags = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated; hits carry them all")
-    uploader = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="Username")
-    format = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="e.g. JPEG,PNG")
-    min_width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
-    min_height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
-    created_after = serializers.DateField(required=False, allow_null=True, help_text="Added on or after (YYYY-MM-DD)")
-    created_before = serializers.DateField(required=False, allow_null=True, help_text="Added on or before this day")
     min_score = serializers.FloatField(required=False, allow_null=True, min_value=-1, max_value=1)
     relative_margin = serializers.FloatField(
         required=False, allow_null=True, min_value=0, max_value=2, help_text="Keep hits within this of the best score"
@@ -37,7 +31,7 @@ class SearchGetSerializer(SearchParamsSerializer):
     q = serializers.CharField(required=True, allow_blank=False, trim_whitespace=True, help_text="Query syntax")
 
 
-class TermSerializer(serializers.Serializer):
+class TermSerializer(StrictParamsMixin, serializers.Serializer):
     """One weighted term: exactly one of text, image_id or url."""
 
     text = serializers.CharField(required=False, max_length=300)
@@ -98,11 +92,6 @@ class SearchOutputSerializer(serializers.Serializer):
     model_key = serializers.CharField()
     notices = serializers.ListField(child=serializers.CharField())
     timings_ms = serializers.DictField(child=serializers.FloatField())
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
 
 
 def _url(image_field: Any) -> str | None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import NotAuthenticated
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
-from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import NotFoundError
+from images.api.permissions import CredentialsNeededMixin, ReadPermission, remote_fetch_check
 from images.models import Image, ImageStatus
 from search.query import QueryTerm, query_parse
 from search.query.params import search_query_from_params
@@ -22,7 +21,6 @@ from search.selectors import system_status
 from search.services.search import search_run
 
 from .serializers import (
-    ErrorSerializer,
     SearchGetSerializer,
     SearchJsonSerializer,
     SearchOutputSerializer,
@@ -39,34 +37,11 @@ class StatusOutputSerializer(serializers.Serializer):
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
 
 
-class SearchPermission(BasePermission):
-    """Anyone may search unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; then only signed-in users (token/session)."""
+class _SearchAPIView(CredentialsNeededMixin, APIView):
+    """Search endpoints: readable as the catalogue is (``reading_allowed``); throttled in the ``search`` scope."""
 
-    message = "Search is private on this server; sign in or send an API token."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(settings.SEMSEARCH_SEARCH_PUBLIC or (request.user and request.user.is_authenticated))
-
-
-class _SearchAPIView(APIView):
-    """Search endpoints: public unless ``SEMSEARCH_SEARCH_PUBLIC`` is false; throttled in the ``search`` scope."""
-
-    permission_classes = [SearchPermission]
+    permission_classes = [ReadPermission]
     throttle_scope = "search"
-
-    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
-        if request.authenticators and not request.successful_authenticator:
-            raise NotAuthenticated(SearchPermission.message)
-        super().permission_denied(request, message=message, code=code)
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Malformed query or options; `detail` says what to fix"),
-    401: OpenApiResponse(ErrorSerializer, description="Search is private and no credentials were sent"),
-    403: OpenApiResponse(ErrorSerializer, description="Search is private and the credentials were refused"),
-    429: OpenApiResponse(ErrorSerializer, description="Too many searches; retry after the Retry-After header"),
-    503: OpenApiResponse(ErrorSerializer, description="The model cannot be loaded or the database is unavailable"),
-}
 
 
 class SearchView(_SearchAPIView):
@@ -77,7 +52,7 @@ class SearchView(_SearchAPIView):
     @extend_schema(
         operation_id="search",
         parameters=[SearchGetSerializer],
-        responses={200: SearchOutputSerializer, **ERRORS},
+        responses={200: SearchOutputSerializer},
         description='Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `"quoted phrase"`.',
     )
     def get(self, request: Request) -> Response:
@@ -89,7 +64,7 @@ class SearchView(_SearchAPIView):
     @extend_schema(
         operation_id="search_post",
         request={"application/json": SearchJsonSerializer, "multipart/form-data": SearchUploadSerializer},
-        responses={200: SearchOutputSerializer, **ERRORS},
+        responses={200: SearchOutputSerializer},
         examples=[
             OpenApiExample(
                 "Text and a stored image",
@@ -114,6 +89,8 @@ class SearchView(_SearchAPIView):
         return self._run(data, terms)
 
     def _run(self, params: dict[str, Any], terms: tuple[QueryTerm, ...]) -> Response:
+        if any(term.kind == "url" for term in terms):
+            remote_fetch_check(request=self.request, anonymous_setting=settings.SEMSEARCH_URL_TERMS_ANONYMOUS)
         query = search_query_from_params(params=params, terms=terms, interface="api")
         return Response(page_payload(search_run(query=query)))
 
@@ -133,7 +110,7 @@ class SimilarView(_SearchAPIView):
     @extend_schema(
         operation_id="images_similar",
         parameters=[SearchParamsSerializer],
-        responses={200: SearchOutputSerializer, 404: OpenApiResponse(ErrorSerializer), **ERRORS},
+        responses={200: SearchOutputSerializer},
     )
     def get(self, request: Request, pk: int) -> Response:
         if not Image.objects.filter(pk=pk, status=ImageStatus.READY).exists():
@@ -149,10 +126,10 @@ class SimilarView(_SearchAPIView):
         return Response(page_payload(search_run(query=query)))
 
 
-class StatusView(APIView):
-    """Model, index version and counts, queue depth, pending and failed images."""
+class StatusView(CredentialsNeededMixin, APIView):
+    """Model, index version and counts, queue depth, pending and failed images (private when reading is)."""
 
-    permission_classes = [AllowAny]
+    permission_classes = [ReadPermission]
     throttle_scope = "read"
 
     @extend_schema(responses=StatusOutputSerializer, operation_id="status")

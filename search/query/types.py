@@ -1,15 +1,16 @@
 """The typed shape of a search: weighted terms, filters, options, and the page of hits that comes back.
 
-Plain frozen dataclasses with no Django or model imports at module level, so the parser and its tests stay light.
+Plain frozen dataclasses with no model imports at module level, so the parser and its tests stay light. The
+filters are the catalogue's own (``images.filters.CatalogueFilters``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import DomainError
+from images.filters import CatalogueFilters as SearchFilters  # the catalogue's one definition of the filters
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,36 +69,11 @@ class QueryTerm:
 
 
 @dataclass(frozen=True)
-class SearchFilters:
-    """Restrictions on which catalogue images may be hits. Empty means every ready image."""
-
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    tags: tuple[str, ...] = ()  # an image must carry every one
-    uploader: str = ""  # username
-    formats: tuple[str, ...] = ()  # any of, upper case (JPEG, PNG, ...)
-    min_width: int | None = None
-    min_height: int | None = None
-
-    @property
-    def is_empty(self) -> bool:
-        return not (
-            self.created_after
-            or self.created_before
-            or self.tags
-            or self.uploader
-            or self.formats
-            or self.min_width
-            or self.min_height
-        )
-
-
-@dataclass(frozen=True)
 class SearchQuery:
     """Everything ``search_run`` needs: terms, filters, cut-offs, ordering, collapsing and the page window."""
 
     terms: tuple[QueryTerm, ...]
-    filters: SearchFilters = SearchFilters()
+    filters: SearchFilters = field(default_factory=SearchFilters)
     min_score: float | None = None
     relative_margin: float | None = None  # keep hits scoring at least best - margin
     sort: SortOrder = "score"

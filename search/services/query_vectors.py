@@ -160,10 +160,15 @@ def _picture(term: QueryTerm) -> Any:
 
     data = term.image
     if term.kind == "url":
-        from images.services import FetchRejectedError, fetch_url
+        from django.conf import settings
+
+        from images.services import FetchRejectedError, FetchTimeoutError, fetch_url_bounded
 
         try:
-            data = fetch_url(term.url).data
+            data = fetch_url_bounded(term.url, timeout=settings.SEMSEARCH_QUERY_FETCH_TIMEOUT).data
+        except FetchTimeoutError as exc:
+            exc.message = f"The image at {term.url[:200]} could not be used: {exc.message}"
+            raise
         except FetchRejectedError as exc:
             raise QueryError(f"The image at {term.url[:200]} could not be used: {exc}") from None
     if isinstance(data, (bytes, bytearray, memoryview)):

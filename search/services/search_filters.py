@@ -6,10 +6,9 @@ the index search, over-fetching until the page is full (see ``search.services.se
 
 from __future__ import annotations
 
-from django.db import connection
-from django.db.models import Q, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import QuerySet
 
+from images.filters import image_filter
 from images.models import Image, ImageStatus
 from search.query import SearchFilters
 
@@ -18,35 +17,9 @@ SELECTIVE_MAX_IDS = 20_000
 
 
 def filters_queryset(*, filters: SearchFilters) -> QuerySet[Image]:
-    """Ready images that pass ``filters`` (deleted images are simply absent). Lazy; no query runs here."""
-    queryset = Image.objects.filter(status=ImageStatus.READY)
-    if filters.created_after:
-        queryset = queryset.filter(created_at__gte=filters.created_after)
-    if filters.created_before:
-        queryset = queryset.filter(created_at__lte=filters.created_before)
-    if filters.uploader:
-        queryset = queryset.filter(uploader__username=filters.uploader)
-    if filters.formats:  # stored as Pillow names them ("JPEG", "WebP"): compare without case
-        any_format = Q()
-        for name in filters.formats:
-            any_format |= Q(format__iexact=name)
-        queryset = queryset.filter(any_format)
-    if filters.min_width:
-        queryset = queryset.filter(width__gte=filters.min_width)
-    if filters.min_height:
-        queryset = queryset.filter(height__gte=filters.min_height)
-    for tag in filters.tags:
-        queryset = _with_tag(queryset, tag)
-    return queryset.order_by()
-
-
-def _with_tag(queryset: QuerySet[Image], tag: str) -> QuerySet[Image]:
-    if connection.vendor == "postgresql":
-        return queryset.filter(tags__contains=[tag])
-    # SQLite has no JSON containment lookup; json_each walks the list instead.
-    table = Image._meta.db_table
-    sql = f'SELECT "{table}"."id" FROM "{table}", json_each("{table}"."tags") WHERE json_each.value = %s'
-    return queryset.filter(id__in=RawSQL(sql, [tag]))
+    """Ready images that pass ``filters`` (``images.filters.image_filter``; deleted images are simply absent).
+    Lazy; no query runs here."""
+    return image_filter(queryset=Image.objects.filter(status=ImageStatus.READY), filters=filters).order_by()
 
 
 def filters_allowed_ids(*, filters: SearchFilters) -> list[int] | None:

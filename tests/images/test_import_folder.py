@@ -110,3 +110,23 @@ def test_an_interrupted_folder_import_resumes_without_duplicates(tree):
 def test_a_missing_folder_is_one_clear_line(tmp_path):
     with pytest.raises(CommandError, match=r"^No such folder: .*nowhere\.$"):
         run(tmp_path / "nowhere")
+
+
+def test_renaming_a_whole_folder_is_recognised_file_by_file_by_hash(tmp_path):
+    # Given an imported folder of 120 distinct pictures
+    root = tmp_path / "library"
+    (root / "old").mkdir(parents=True)
+    for n in range(120):
+        (root / "old" / f"{n}.png").write_bytes(picture_bytes("PNG", color=(n, 255 - n, n // 2)))
+    run(root)
+    ids_before = set(Image.objects.values_list("pk", flat=True))
+    assert len(ids_before) == 120
+    # When the folder is renamed (every file vanishes from one path and appears under another)
+    (root / "old").rename(root / "new")
+    output = run(root, delete_missing=True)
+    # Then every file is the same image under its new path: nothing created, nothing deleted, no stale record
+    assert "120 renamed" in output
+    assert "0 created" in output
+    assert set(Image.objects.values_list("pk", flat=True)) == ids_before
+    paths = set(ImportedFile.objects.values_list("path", flat=True))
+    assert paths == {str(root / "new" / f"{n}.png") for n in range(120)}

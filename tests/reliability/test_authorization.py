@@ -61,8 +61,8 @@ def new_image(*, embedded: bool = False) -> Image:
 @pytest.fixture
 def unthrottled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Rate limits high and counters empty, so the matrix sees permissions, not throttling."""
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"search": "100000/min", "upload": "100000/min",
-                                                                "read": "100000/min"})  # fmt: skip
+    rates = dict.fromkeys(("search", "upload", "read", "fetch"), "100000/min")
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
     cache.clear()
     yield
     cache.clear()
@@ -206,25 +206,58 @@ def test_matrix_reads_public_writes_need_permission(
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("unthrottled")
-def test_private_search_needs_authentication(users: dict[str, User | None], settings: Any) -> None:
+def test_private_reading_needs_authentication(users: dict[str, User | None], settings: Any) -> None:
     # Given SEMSEARCH_SEARCH_PUBLIC=false
     settings.SEMSEARCH_SEARCH_PUBLIC = False
     settings.SEMSEARCH_MODEL_ID = "toy"
     schema = openapi_schema()
-    searches = [op for op in api_operations(schema) if op.is_search]
-    assert searches, "no search operation discovered"
+    reads = [op for op in api_operations(schema) if op.is_read]
+    assert {op.key for op in reads} >= {("GET", "/api/v1/search"), ("POST", "/api/v1/search"),
+                                        ("GET", "/api/v1/images"), ("GET", "/api/v1/images/{}"),
+                                        ("GET", "/api/v1/images/{}/similar"), ("GET", "/api/v1/status")}  # fmt: skip
     failures = []
-    for op in searches:
+    for op in reads:
         for role in ROLES:
-            url, kwargs = request_for(schema, op, new_image().pk, 1)
-            # When each role searches
-            status = call(client_for(users[role]), op, url, kwargs).status_code
-            # Then anonymous callers are refused and every signed-in role may search
-            if role == "anonymous" and status not in DENIED:
-                failures.append(f"{op} anonymous got {status} with search private")
+            image = new_image(embedded=op.path.rstrip("/").endswith("/similar"))
+            url, kwargs = request_for(schema, op, image.pk, 1)
+            # When each role reads (searches, lists, opens an image, asks for the status)
+            response = call(client_for(users[role]), op, url, kwargs)
+            status = response.status_code
+            # Then anonymous callers get a 401 that says why, and every signed-in role reads as before
+            if role == "anonymous" and (status != 401 or "private" not in response.json()["detail"]):
+                failures.append(f"{op} anonymous got {status} {response.content[:120]!r} with reading private")
             if role != "anonymous" and (status in DENIED or status >= 500):
-                failures.append(f"{op} as {role} got {status} with search private")
+                failures.append(f"{op} as {role} got {status} with reading private")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("unthrottled")
+@pytest.mark.parametrize("public", [True, False])
+def test_pages_and_media_follow_the_privacy_setting(users: dict[str, User | None], settings: Any, public: bool) -> None:
+    # Given a stored, embedded image and SEMSEARCH_SEARCH_PUBLIC either way
+    settings.SEMSEARCH_SEARCH_PUBLIC = public
+    settings.SEMSEARCH_MODEL_ID = "toy"
+    image = new_image(embedded=True)
+    pages = ["/", "/?q=a+red+circle", f"/images/{image.pk}/"]
+    media = [f"/media/{image.original.name}", f"/media/{image.thumbnail.name}"]
+    anonymous, signed_in = Client(), Client()
+    signed_in.force_login(users["user"])
+    token = client_for(users["user"])
+    for url in pages:
+        # When an anonymous visitor and a signed-in user open each page
+        # Then the page is open to anyone when public; when private the visitor is sent to sign in
+        status = anonymous.get(url).status_code
+        assert status == (200 if public else 302), (url, status)
+        assert signed_in.get(url).status_code == 200, url
+    for url in media:
+        # And media files are served to anyone when public; when private only with a session or a token
+        assert anonymous.get(url).status_code == (200 if public else 401), url
+        assert signed_in.get(url).status_code == 200, url
+        assert token.get(url).status_code == 200, url
+    # And the health checks that reveal nothing stay open
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/readyz").status_code in (200, 503)
 
 
 @pytest.mark.django_db

@@ -40,8 +40,8 @@ def _in_process_app(db: None, monkeypatch: pytest.MonkeyPatch, settings: Any) ->
     the test's own connection, so (as Django's test client does) that hook is off while the fuzzer runs.
     """
     settings.SEMSEARCH_MODEL_ID = "toy"
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {"search": "1000000/min", "upload": "1000000/min",
-                                                                "read": "1000000/min"})  # fmt: skip
+    rates = dict.fromkeys(("search", "upload", "read", "fetch"), "1000000/min")
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
     cache.clear()
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

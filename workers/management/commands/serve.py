@@ -25,7 +25,7 @@ class Command(BaseCommand):
         python = sys.executable
         worker = subprocess.Popen(
             [python, "-m", "celery", "-A", "semsearch_site", "worker", "--beat", "--loglevel", "INFO",
-             "--queues", "embed,index,fetch,default", "--concurrency", str(options["worker_concurrency"]),
+             "--queues", "embed,index,default", "--concurrency", str(options["worker_concurrency"]),
              "--without-gossip", "--without-mingle"],
         )  # fmt: skip
         web = subprocess.Popen(
