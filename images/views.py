@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
 
 from images.api.permissions import PRIVATE_MESSAGE, reading_allowed
 from images.formats import BY_EXTENSION
@@ -18,23 +20,23 @@ def _media_reader(request: HttpRequest) -> object | None:
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
+        found = TokenAuthentication().authenticate(Request(request))
     except AuthenticationFailed:
         return None
     return found[0] if found else None
 
 
 @require_safe
-def media_serve(request: HttpRequest, name: str) -> HttpResponse:
+def media_serve(request: HttpRequest, name: str) -> HttpResponseBase:
     """Stream a content-addressed file with its real image type, ``nosniff`` and a sandboxing CSP; 401 when
     reading is private and the caller has neither a session nor a token.
 
     Only names of the exact form ``originals|thumbnails/ab/cd/<sha256>.<ext>`` are served, so no path can
     escape the media folder."""
     if not reading_allowed(user=_media_reader(request)):
-        response = JsonResponse({"detail": PRIVATE_MESSAGE, "code": "not_authenticated"}, status=401)
-        response["WWW-Authenticate"] = "Token"
-        return response
+        refusal = JsonResponse({"detail": PRIVATE_MESSAGE, "code": "not_authenticated"}, status=401)
+        refusal["WWW-Authenticate"] = "Token"
+        return refusal
     match = MEDIA_NAME.match(name)
     if not match or match["ext"] not in BY_EXTENSION:
         raise Http404("No such file.")

@@ -7,7 +7,7 @@ documents that status itself; 429 and 503 also document ``Retry-After``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
@@ -19,7 +19,8 @@ class ErrorSerializer(serializers.Serializer):
 
     detail = serializers.CharField(help_text="One sentence saying what went wrong and what to do")
     code = serializers.CharField(help_text="Stable machine-readable code, e.g. invalid, unknown_parameter, throttled")
-    fields = serializers.DictField(
+    # A declared field named "fields": DRF's metaclass pops it from the class, so it never shadows ``.fields``.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Validation errors only: messages per parameter (nested ones as dotted paths, terms.0.text)",
@@ -44,7 +45,7 @@ RETRY_AFTER = {
 class ApiAutoSchema(AutoSchema):
     """drf-spectacular's schema, plus the shared error responses on every operation."""
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction=direction)
         errors = dict(ERROR_RESPONSES)
         if self.method in ("POST", "PUT", "PATCH"):

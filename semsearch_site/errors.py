@@ -31,9 +31,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         )
         response["Retry-After"] = "5"
         return response
-    response = exception_handler(exc, context)
-    if response is None:
+    handled = exception_handler(exc, context)
+    if handled is None:
         return None
+    return _reshaped(exc, handled)
+
+
+def _reshaped(exc: Exception, response: Response) -> Response:
+    """DRF's own error response with its body in the one shape."""
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         codes = _codes(exc.get_codes())
@@ -43,12 +48,12 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         code = "unknown_parameter" if "unknown_parameter" in codes else "invalid"
         response.data = {"detail": f"{prefix}{messages[0]}{extra}", "code": code, "fields": fields}
     elif isinstance(exc, exceptions.Throttled):
-        wait = max(1, math.ceil(exc.wait or 1))
+        wait = max(1, math.ceil(getattr(exc, "wait", None) or 1))  # (DRF's stubs do not declare ``wait``)
         response.data = {"detail": f"Too many requests; retry in {wait} s.", "code": "throttled"}
         response["Retry-After"] = str(wait)
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
-        code = detail.code if isinstance(detail, exceptions.ErrorDetail) else exc.default_code
+        code = (detail.code if isinstance(detail, exceptions.ErrorDetail) else None) or exc.default_code
         text = str(detail) if isinstance(detail, str) else "; ".join(m for ms in _flatten(detail).values() for m in ms)
         response.data = {"detail": text, "code": str(code or exc.default_code)}
     return response

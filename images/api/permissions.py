@@ -4,14 +4,22 @@ adding needs ``images.add_image``, deleting ``images.delete_image``; staff may d
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.conf import settings
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from core.errors import DomainError
+
+# The mixins are used on API views only; type-check them as such.
+if TYPE_CHECKING:
+    _ViewBase = APIView
+else:
+    _ViewBase = object
 
 PRIVATE_MESSAGE = "Reading is private on this server; sign in or send an API token."
 
@@ -51,19 +59,19 @@ class CataloguePermission(BasePermission):
         return bool(user.is_staff or (needed and user.has_perm(needed)))
 
 
-class CredentialsNeededMixin:
+class CredentialsNeededMixin(_ViewBase):
     """A refused caller without credentials gets a 401 whose message says why (DRF's says only "not provided")."""
 
-    def permission_denied(self, request, message=None, code=None) -> None:
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
         if request.authenticators and not request.successful_authenticator:
             raise NotAuthenticated(message or PRIVATE_MESSAGE)
         super().permission_denied(request, message=message, code=code)
 
 
-class MethodScopedThrottleMixin:
+class MethodScopedThrottleMixin(_ViewBase):
     """``read`` scope for safe methods, ``upload`` for writes (rates in settings.REST_FRAMEWORK)."""
 
-    def get_throttles(self):
+    def get_throttles(self) -> list[Any]:
         self.throttle_scope = "read" if self.request.method in SAFE_METHODS else "upload"
         return super().get_throttles()
 
@@ -107,7 +115,8 @@ def remote_fetch_check(*, request: Any, anonymous_setting: bool | None = None) -
         raise UrlTermsNeedAccountError("Searching with a picture URL needs an account on this server; sign in or "
                                        "send an API token (or upload the picture instead).")  # fmt: skip
     for throttle in (FetchUserThrottle(), FetchAddressThrottle()):
-        if not throttle.allow_request(request, None):
+        # Keyed on the request alone (get_cache_key ignores the view), so pages without a DRF view can ask too.
+        if not throttle.allow_request(request, None):  # type: ignore[arg-type]
             error = FetchThrottledError("Too many URL fetches; retry later.")
             error.retry_after = max(1, math.ceil(throttle.wait() or 1))
             raise error

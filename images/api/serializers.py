@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
@@ -13,15 +15,21 @@ from images.services.storage import media_url
 # Sent by HTML forms with a session; never a parameter of its own.
 ALWAYS_ACCEPTED = frozenset({"csrfmiddlewaretoken"})
 
+# The mixin is used on serializers only; type-check it as one.
+if TYPE_CHECKING:
+    _SerializerBase = serializers.Serializer
+else:
+    _SerializerBase = object
 
-class StrictParamsMixin:
+
+class StrictParamsMixin(_SerializerBase):
     """Refuse parameters the serializer does not know (a typo must not change results silently): each unknown one
     is a field error with code ``unknown_parameter`` that lists the accepted names. ``extra_params`` are accepted
     without being fields (e.g. the paginator's ``page``)."""
 
     extra_params: tuple[str, ...] = ()
 
-    def to_internal_value(self, data):
+    def to_internal_value(self, data: Any) -> Any:
         if hasattr(data, "keys"):
             accepted = [*self.fields, *self.extra_params]
             unknown = [key for key in data if key not in accepted and key not in ALWAYS_ACCEPTED]
@@ -112,7 +120,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
                   "created_at", "original_url", "thumbnail_url"]  # fmt: skip
         read_only_fields = fields
 
-    def _url(self, name: str) -> str | None:
+    def _url(self, name: str | None) -> str | None:
         if not name:
             return None
         request = self.context.get("request")
@@ -177,7 +185,10 @@ class UploadRejectedSerializer(UploadResponseSerializer):
 
     detail = serializers.CharField()
     code = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    # A declared field named "fields": DRF's metaclass pops it from the class, so it never shadows ``.fields``.
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()), required=False
+    )
     results = UploadResultSerializer(many=True, required=False)
     counts = serializers.DictField(child=serializers.IntegerField(), required=False)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -80,7 +81,7 @@ class ImageListUploadView(CredentialsNeededMixin, MethodScopedThrottleMixin, API
         outcomes = uploads_ingest(files=files, uploader=request.user, **provenance)
         counts = Counter({"created": 0, "existing": 0, "rejected": 0})
         counts.update(outcome.status for outcome in outcomes)
-        body = s.UploadResponseSerializer(
+        body: dict[str, Any] = s.UploadResponseSerializer(
             {"results": outcomes, "counts": dict(counts)}, context={"request": request}
         ).data
         code = upload_status_code(counts)

@@ -88,7 +88,7 @@ def _resolve(host: str, port: int) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise FetchRejectedError(f"Cannot resolve host {host!r} ({exc}).") from exc
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))  # (an int only for AF_UNIX-like families)
     if not addresses:
         raise FetchRejectedError(f"Host {host!r} has no address.")
     if not _allowlisted(host, port):

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.db import transaction
 
@@ -89,8 +90,8 @@ def folder_import_run(
             vanished.setdefault(rec.content_hash, set()).add(path)
     todo = []
     for item in found:
-        record = records.get(item.path)
-        if record and record.image_id and (record.size, record.mtime_ns) == (item.size, item.mtime_ns):
+        known = records.get(item.path)
+        if known and known.image_id and (known.size, known.mtime_ns) == (item.size, item.mtime_ns):
             summary.skipped += 1
         else:
             todo.append(item)
@@ -112,7 +113,7 @@ def folder_import_run(
             return KnownContent(content_hash=content_hash, image_id=by_hash[content_hash])
         return image_prepare(data=data)
 
-    def record(item: FoundFile, result) -> None:
+    def record(item: FoundFile, result: Any) -> None:
         outcome = "failed"
         if isinstance(result, KnownContent) and Image.objects.filter(pk=result.image_id).exists():
             moved_from = sorted(vanished.pop(result.content_hash, set()) - {item.path})

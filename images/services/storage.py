@@ -34,9 +34,9 @@ def media_name(*, kind: str, content_hash: str, ext: str) -> str:
     return f"{kind}/{content_hash[:2]}/{content_hash[2:4]}/{content_hash}.{ext}"
 
 
-def media_file_exists(*, name: str) -> bool:
+def media_file_exists(*, name: str | None) -> bool:
     """Whether the storage holds ``name``."""
-    return bool(name) and default_storage.exists(name)
+    return name is not None and name != "" and default_storage.exists(name)
 
 
 def media_file_write(*, name: str, data: bytes) -> None:
@@ -68,7 +68,7 @@ def media_file_write(*, name: str, data: bytes) -> None:
         raise
 
 
-def media_file_delete(*, name: str) -> None:
+def media_file_delete(*, name: str | None) -> None:
     """Remove a stored file if present (idempotent)."""
     if name and MEDIA_NAME.match(name) and default_storage.exists(name):
         default_storage.delete(name)
@@ -81,10 +81,10 @@ def media_file_open(*, name: str) -> IO[bytes]:
     return default_storage.open(name, "rb")
 
 
-def media_source(*, name: str) -> str | bytes | None:
+def media_source(*, name: str | None) -> str | bytes | None:
     """What a decoder should read for ``name``: its local path when the storage has one (decoders can then read
     only what they need), else its bytes; None when it is not stored."""
-    if not media_file_exists(name=name):
+    if not name or not media_file_exists(name=name):
         return None
     if _is_local(default_storage):
         return default_storage.path(name)

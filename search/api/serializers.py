@@ -48,7 +48,9 @@ class TermSerializer(StrictParamsMixin, serializers.Serializer):
 
 class SearchJsonSerializer(SearchParamsSerializer):
     q = serializers.CharField(required=False, allow_blank=True, help_text="Query syntax, added to the terms")
-    terms = TermSerializer(many=True, required=False, max_length=MAX_TERMS)
+    terms: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=TermSerializer(), required=False, max_length=MAX_TERMS
+    )
 
 
 class SearchUploadSerializer(SearchParamsSerializer):

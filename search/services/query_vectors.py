@@ -186,9 +186,9 @@ def _stored_vectors(terms: tuple[QueryTerm, ...], model_key: str, out: list[np.n
         return
     found = stored_vectors(model_key=model_key, image_ids=ids)
     for position, term in enumerate(terms):
-        if term.kind != "image_id":
+        if term.kind != "image_id" or term.image_id is None:
             continue
-        vector = found.get(term.image_id)  # type: ignore[arg-type]
+        vector = found.get(term.image_id)
         if vector is None:
             status = Image.objects.filter(pk=term.image_id).values_list("status", flat=True).first()
             if status is None:
