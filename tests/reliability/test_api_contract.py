@@ -14,8 +14,6 @@ import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -29,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
 
 from semsearch_site.wsgi import application
 
+from .in_process import in_process_app
 from .test_authorization import new_image
 
 ERROR_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -38,17 +37,8 @@ _errors: Counter[int] = Counter()
 @pytest.fixture(autouse=True)
 def _in_process_app(db: None, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[None]:
     """The toy model, no throttling, and the test's database connection kept open across WSGI requests."""
-    settings.SEMSEARCH_MODEL_ID = "toy"
-    rates = dict.fromkeys(("search", "upload", "read", "fetch"), "1000000/min")
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
-    cache.clear()
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
+    with in_process_app(monkeypatch, settings):
         yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(params=["anonymous", "staff"])

@@ -14,17 +14,14 @@ from typing import Any
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
-from django.core.cache import cache
-from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
-from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.checks import not_a_server_error
 
 from semsearch_site.wsgi import application
 
 from .conftest import FaultReport
+from .in_process import in_process_app
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 
@@ -34,22 +31,9 @@ _statuses: Counter[int] = Counter()
 
 @pytest.fixture(autouse=True)
 def _in_process_app(db: None, monkeypatch: pytest.MonkeyPatch, settings: Any) -> Iterator[None]:
-    """The toy model, no throttling, and the database connection kept open across requests.
-
-    The WSGI handler closes database connections when a request ends; inside a test transaction that would close
-    the test's own connection, so (as Django's test client does) that hook is off while the fuzzer runs.
-    """
-    settings.SEMSEARCH_MODEL_ID = "toy"
-    rates = dict.fromkeys(("search", "upload", "read", "fetch"), "1000000/min")
-    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
-    cache.clear()
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    try:
+    """The app in this process while the fuzzer runs (see ``in_process_app``)."""
+    with in_process_app(monkeypatch, settings):
         yield
-    finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
