@@ -18,7 +18,7 @@ from images.models import Image
 from search.index import reader_reset
 from search.models import SearchModel, SearchModelState
 from search.python_api import SemanticSearcher
-from search.services.embedding import active_model_key_forget
+from search.state import active_model_key_forget
 from tests.search.test_search_fixtures import HAND_MODEL_KEY, embedding_add, image_make, unit
 
 pytestmark = pytest.mark.django_db
