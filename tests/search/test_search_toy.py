@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
@@ -130,7 +131,12 @@ def test_rest_multipart_picture_with_text(corpus: list[Image]) -> None:
 def test_rest_text_search_and_url_terms_are_guarded(corpus: list[Image]) -> None:
     response = APIClient().get("/api/v1/search", {"q": '"a green star"', "limit": 1})
     assert response.json()["results"][0]["image"]["tags"] == ["star", "green"]
-    refused = APIClient().get("/api/v1/search", {"q": "http://127.0.0.1:1/secret.png"})
+    # URL terms: refused for anonymous callers (the default), and for a signed-in one when the address is private
+    anonymous = APIClient().get("/api/v1/search", {"q": "http://127.0.0.1:1/secret.png"})
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "url_terms_need_account")
+    signed_in = APIClient()
+    signed_in.force_authenticate(get_user_model().objects.create_user("reader", password="pw-reader-1"))
+    refused = signed_in.get("/api/v1/search", {"q": "http://127.0.0.1:1/secret.png"})
     assert refused.status_code == 400
     assert "could not be used" in refused.json()["detail"]
 
