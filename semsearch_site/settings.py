@@ -147,6 +147,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # kombu sleeps this long between empty polls of the queue folder (its default, 1 s, capped delivery at one
+        # message a second); 50 ms delivers at once and costs an idle worker ~1% of a core (docs/ingestion.md).
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.05),
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # kombu's Redis transport with a fix that keeps a worker alive through a Redis restart (see the module).

@@ -91,11 +91,12 @@ def image_prepare(*, data: bytes) -> PreparedImage:
 
 
 def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None) -> None:
-    """Send ``embed_images`` for these ids once the current transaction commits (at once outside one).
+    """Send ``embed_images`` for these ids, in chunks of ``SEMSEARCH_EMBED_BATCH_SIZE``, once the current
+    transaction commits (at once outside one). The one place embedding work is enqueued.
 
     A broker that is down is logged, not raised: the rows stay ``pending`` and the periodic re-queue picks them up.
     """
-    ids = [int(pk) for pk in image_ids]
+    ids = list(dict.fromkeys(int(pk) for pk in image_ids))
     if ids:
         transaction.on_commit(_named(partial(_embed_send, ids, model_key)), robust=True)
 
@@ -107,12 +108,17 @@ def _named(callback: partial) -> partial:
 
 
 def _embed_send(image_ids: list[int], model_key: str | None) -> None:
+    from django.conf import settings
+
     from workers.tasks import embed_images
 
-    if model_key:
-        embed_images.delay(image_ids=image_ids, model_key=model_key)
-    else:
-        embed_images.delay(image_ids=image_ids)
+    size = max(1, int(settings.SEMSEARCH_EMBED_BATCH_SIZE))
+    for start in range(0, len(image_ids), size):
+        chunk = image_ids[start : start + size]
+        if model_key:
+            embed_images.delay(image_ids=chunk, model_key=model_key)
+        else:
+            embed_images.delay(image_ids=chunk)
 
 
 def _provenance_fields(

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from images.models import Image
 
 from .decoding import ImageRejectedError
-from .ingest import image_ingest
+from .ingest import image_embedding_enqueue, image_ingest
 
 ZIP_MAGIC = b"PK\x03\x04"
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,9 +84,11 @@ def uploads_ingest(
     bytes is a reason the file was already refused (e.g. too large), reported as ``rejected``.
 
     Every file is its own transaction, so what was stored stays stored when a later file is rejected; re-sending
-    the whole batch is harmless (duplicates come back as ``existing``).
+    the whole batch is harmless (duplicates come back as ``existing``). The new images are enqueued for embedding
+    together at the end (in chunks of the embedding batch size), also when a later file raised.
     """
     outcomes: list[UploadOutcome] = []
+    created: list[int] = []
 
     def ingest(name: str, data: bytes | str) -> None:
         shown = _UNPRINTABLE.sub("_", name)[:500] or "(unnamed)"
@@ -95,19 +97,24 @@ def uploads_ingest(
             return
         try:
             result = image_ingest(data=data, filename=name, title=title, attribution=attribution,
-                                  source_link=source_link, tags=tags, uploader=uploader)  # fmt: skip
+                                  source_link=source_link, tags=tags, uploader=uploader, enqueue=False)  # fmt: skip
         except ImageRejectedError as exc:
             outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=exc.message))
             return
+        if result.created:
+            created.append(result.image.pk)
         status = "created" if result.created else "existing"
         outcomes.append(UploadOutcome(filename=shown, status=status, image=result.image))
 
-    for name, data in files:
-        if isinstance(data, bytes) and data.startswith(ZIP_MAGIC) and name.lower().endswith(".zip"):
-            for member, content in _archive_members(name, data):
-                ingest(member, content)
-        else:
-            ingest(name, data)
+    try:
+        for name, data in files:
+            if isinstance(data, bytes) and data.startswith(ZIP_MAGIC) and name.lower().endswith(".zip"):
+                for member, content in _archive_members(name, data):
+                    ingest(member, content)
+            else:
+                ingest(name, data)
+    finally:
+        image_embedding_enqueue(image_ids=created)
     return outcomes
 
 

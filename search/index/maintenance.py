@@ -20,7 +20,6 @@ from .storage import snapshot_files_prune, snapshot_verify
 
 logger = logging.getLogger(__name__)
 
-REQUEUE_CHUNK = 64
 REQUEUE_MAX = 20_000  # images re-enqueued per reconcile run, so one run stays short
 COMPACT_SIGNAL_TTL_S = 60
 
@@ -92,11 +91,9 @@ def _snapshot_repair(model_key: str, report: dict[str, Any]) -> None:
 
 
 def _requeue(ids: list[int], model_key: str | None) -> int:
-    from workers.tasks import embed_images
+    from images.services import image_embedding_enqueue
 
-    for start in range(0, len(ids), REQUEUE_CHUNK):
-        chunk = ids[start : start + REQUEUE_CHUNK]
-        embed_images.delay(image_ids=chunk, model_key=model_key)
+    image_embedding_enqueue(image_ids=ids, model_key=model_key)
     # Touching updated_at stops the next reconcile from enqueuing them again before they had a chance to run.
     Image.objects.filter(id__in=ids).update(updated_at=timezone.now())
     return len(ids)

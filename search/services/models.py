@@ -23,7 +23,6 @@ from .embedding import active_model_key, active_model_key_forget, configured_mod
 
 logger = logging.getLogger(__name__)
 
-FANOUT_CHUNK = 64
 
 
 class ModelSwitchError(DomainError):
@@ -111,10 +110,9 @@ def model_switch_step() -> dict[str, Any]:
     if missing:
         enqueued = 0
         if cache.add(_fanout_key(key), 1, timeout=int(settings.SEMSEARCH_PENDING_REQUEUE_MINUTES) * 60):
-            from workers.tasks import embed_images
+            from images.services import image_embedding_enqueue
 
-            for start in range(0, len(missing), FANOUT_CHUNK):
-                embed_images.delay(image_ids=missing[start : start + FANOUT_CHUNK], model_key=key)
+            image_embedding_enqueue(image_ids=missing, model_key=key)
             enqueued = len(missing)
         return {"status": "embedding", "model_key": key, "missing": len(missing), "enqueued": enqueued}
     build = index_build(model_key=key)

@@ -35,9 +35,9 @@ class Command(BaseCommand):
                     totals[name] += result[name]
                 self.stdout.write(f"{start + len(batch)}/{len(ids)} done")
             else:
-                from workers.tasks import embed_images
+                from images.services import image_embedding_enqueue
 
-                embed_images.delay(image_ids=batch, model_key=model_key)
+                image_embedding_enqueue(image_ids=batch, model_key=model_key)
         if options["now"]:
             self.stdout.write(f"{model_key}: {totals}")
         else:
