@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from images.models import Image, ImageStatus
 from images.selectors import image_status_counts
 
-from .models import IndexSnapshot
+from .models import Embedding, IndexSnapshot
+
+PROGRESS_WINDOW_S = 60
+PROGRESS_SAMPLE = 2000
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -26,12 +32,35 @@ def active_model_status() -> dict[str, Any]:
     return encoder_status(active.model_id, active.revision)
 
 
+def embedding_progress(*, model_key: str, pending: int) -> dict[str, Any]:
+    """How fast ``model_key`` embeddings are being stored (images/s over the last minute, from the newest
+    embeddings: one indexed query) and the estimated seconds until ``pending`` images are done (None when nothing
+    is being embedded)."""
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=PROGRESS_WINDOW_S)
+    recent = [
+        at
+        for at in Embedding.objects.filter(model_key=model_key)
+        .order_by("-id")
+        .values_list("created_at", flat=True)[:PROGRESS_SAMPLE]
+        if at >= cutoff
+    ]
+    rate = 0.0
+    if recent:
+        span = (now - min(recent)).total_seconds()
+        rate = len(recent) / max(span, 1.0)
+    eta = round(pending / rate, 1) if rate > 0 and pending else (0.0 if not pending else None)
+    return {"images_per_s": round(rate, 2), "pending": pending, "eta_seconds": eta}
+
+
 def system_status() -> dict[str, Any]:
-    """Model, index, image counts and queue depths; never raises because one part is unavailable."""
+    """Model, index, image counts, embedding progress and queue depths; never raises because one part is
+    unavailable."""
     from workers.selectors import queue_depths
 
     model = active_model_status()
     snapshot = IndexSnapshot.objects.filter(model_key=model["model_key"]).order_by("-version").first()
+    counts = image_status_counts()
     return {
         "model": model,
         "index": {
@@ -41,6 +70,7 @@ def system_status() -> dict[str, Any]:
             "recall_at_10": snapshot.recall_at_10 if snapshot else None,
             "built_at": snapshot.created_at.isoformat() if snapshot else None,
         },
-        "images": image_status_counts(),
+        "images": counts,
+        "embedding": embedding_progress(model_key=model["model_key"], pending=counts[ImageStatus.PENDING]),
         "queues": queue_depths(),
     }
