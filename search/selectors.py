@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from images.models import Image, ImageStatus
@@ -12,8 +13,7 @@ from images.selectors import image_status_counts
 
 from .models import Embedding, IndexSnapshot
 
-PROGRESS_WINDOW_S = 60
-PROGRESS_SAMPLE = 2000
+PROGRESS_SAMPLE = 2000  # newest embeddings looked at for the rate
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -33,22 +33,18 @@ def active_model_status() -> dict[str, Any]:
 
 
 def embedding_progress(*, model_key: str, pending: int) -> dict[str, Any]:
-    """How fast ``model_key`` embeddings are being stored (images/s over the last minute, from the newest
-    embeddings: one indexed query) and the estimated seconds until ``pending`` images are done (None when nothing
-    is being embedded)."""
+    """How fast ``model_key`` embeddings are being stored (images/s over the last minute, counted among the newest
+    ``PROGRESS_SAMPLE`` rows: two indexed queries) and the estimated seconds until ``pending`` images are done (None
+    when nothing was embedded in the last minute)."""
     now = timezone.now()
-    cutoff = now - timedelta(seconds=PROGRESS_WINDOW_S)
-    recent = [
-        at
-        for at in Embedding.objects.filter(model_key=model_key)
-        .order_by("-id")
-        .values_list("created_at", flat=True)[:PROGRESS_SAMPLE]
-        if at >= cutoff
-    ]
+    newest = Embedding.objects.filter(model_key=model_key).order_by("-id").values_list("id", flat=True).first()
     rate = 0.0
-    if recent:
-        span = (now - min(recent)).total_seconds()
-        rate = len(recent) / max(span, 1.0)
+    if newest is not None:
+        recent = Embedding.objects.filter(
+            model_key=model_key, id__gt=newest - PROGRESS_SAMPLE, created_at__gte=now - timedelta(seconds=60)
+        ).aggregate(count=Count("id"), oldest=Min("created_at"))
+        if recent["count"]:
+            rate = recent["count"] / max((now - recent["oldest"]).total_seconds(), 1.0)
     eta = round(pending / rate, 1) if rate > 0 and pending else (0.0 if not pending else None)
     return {"images_per_s": round(rate, 2), "pending": pending, "eta_seconds": eta}
 

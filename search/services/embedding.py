@@ -23,6 +23,9 @@ from semsearch_site.errors import DomainError
 logger = logging.getLogger(__name__)
 
 ACTIVE_KEY_TTL_S = 1.0
+# Batches claimed together: the decoder prepares the second while the model runs the first (on PostgreSQL both
+# commit together, so a crash redoes at most this many).
+CLAIM_BATCHES = 2
 _active_cache: dict[str, tuple[float, ActiveModel]] = {}
 _active_lock = threading.Lock()
 
@@ -150,15 +153,15 @@ def _claimed(*, model_key: str, own: Sequence[int], size: int, fill_status: Sequ
 def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None) -> dict[str, Any]:
     """Embed the given images with ``model_key`` (default: the active model) and store their vectors.
 
-    Each batch of ``SEMSEARCH_EMBED_BATCH_SIZE`` holds some of the given images, filled up with other images still
-    waiting for this model (``pending`` ones for the active model), so single-image tasks still reach the model in
-    full batches; the tasks of the filled-in images then find nothing left to do. Images are claimed safely (see
-    ``_claimed``): two workers never embed the same image.
+    Images are claimed ``CLAIM_BATCHES`` batches of ``SEMSEARCH_EMBED_BATCH_SIZE`` at a time: some of the given
+    images, filled up with other images still waiting for this model (``pending`` ones for the active model), so
+    single-image tasks still reach the model in full batches; the tasks of the filled-in images then find nothing
+    left to do. Claiming is safe (see ``_claimed``): two workers never embed the same image.
 
     Idempotent: images that already have an embedding for the model are skipped (and, for the active model, left
-    or made ``ready``); ids of deleted images are ignored. Each batch is committed on its own: its embeddings are
-    stored and, for the active model, its images marked ``ready`` in one transaction, so a crash loses at most the
-    batch in flight and a rerun finishes the rest. An image that cannot be read is marked ``failed`` with the
+    or made ``ready``); ids of deleted images are ignored. Each claim is committed on its own (each batch, on SQLite):
+    its embeddings are stored and, for the active model, its images marked ``ready`` in one transaction, so a crash
+    loses at most the claim in flight and a rerun finishes the rest. An image that cannot be read is marked ``failed`` with the
     reason and does not hold up the others. Raises ``ModelUnavailableError`` when the model cannot be loaded.
     Returns ``{"model_key", "embedded", "filled", "skipped", "failed", "failures"}`` (``filled``: how many of the
     embedded images were not among ``image_ids``).
@@ -177,13 +180,14 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     encoder = None
     handled: set[int] = set()
     while own:
-        with _claimed(model_key=key, own=own, size=size, fill_status=fill_status) as images:
+        with _claimed(model_key=key, own=own, size=size * CLAIM_BATCHES, fill_status=fill_status) as images:
             mine = {image.id for image in images} & set(own)
             if not mine:
                 break  # the rest are embedded, deleted, or being embedded by another worker right now
             own = [i for i in own if i not in mine]
             encoder = encoder or _encoder(key)
-            _embed_batch(encoder=encoder, model_key=key, images=images, mark_ready=mark_ready, result=result)
+            _embed_claimed(encoder=encoder, model_key=key, images=images, size=size, mark_ready=mark_ready,
+                           result=result)  # fmt: skip
             handled.update(image.id for image in images)
     result["filled"] = len(handled - set(wanted) - {i for i, _ in result["failures"]})
     result["skipped"] = len([i for i in wanted if i not in handled])
@@ -206,8 +210,11 @@ def _encoder(model_key: str) -> Any:
     return encoder
 
 
-def _embed_batch(*, encoder: Any, model_key: str, images: list[Image], mark_ready: bool, result: dict) -> None:
-    """Encode one claimed batch, store its vectors (``ready`` for the active model), mark unreadable ones failed."""
+def _embed_claimed(
+    *, encoder: Any, model_key: str, images: list[Image], size: int, mark_ready: bool, result: dict
+) -> None:
+    """Encode claimed images in batches of ``size``, store each batch's vectors (``ready`` for the active model),
+    mark unreadable ones failed."""
     from semsearch_site.metrics import EMBED_BATCH_SECONDS, IMAGES_EMBEDDED
 
     started = time.perf_counter()
@@ -219,12 +226,13 @@ def _embed_batch(*, encoder: Any, model_key: str, images: list[Image], mark_read
             failures.append((image.id, f"the original file {image.original.name or '(none)'} is missing"))
         else:
             items.append((image.id, path))
-    for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=max(1, len(items))):
+    for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=size):
         if ids:
             stored = _store_batch(model_key=model_key, ids=list(ids), vectors=vectors, mark_ready=mark_ready)
             result["embedded"] += stored
             IMAGES_EMBEDDED.labels(model_key=model_key).inc(stored)
         failures.extend(errors)
+        EMBED_BATCH_SECONDS.observe(time.perf_counter() - started)
+        started = time.perf_counter()
     _mark_failed(failures)
     result["failures"].extend(failures)
-    EMBED_BATCH_SECONDS.observe(time.perf_counter() - started)

@@ -24,7 +24,6 @@ from .embedding import active_model_key, active_model_key_forget, configured_mod
 logger = logging.getLogger(__name__)
 
 
-
 class ModelSwitchError(DomainError):
     code = "model_switch"
 

@@ -13,7 +13,7 @@ from images.models import Image, ImageStatus
 from images.services import image_ingest
 from search.embeddings.toy_data import random_captioned_pictures
 from search.models import Embedding
-from search.services.embedding import active_model_key, embedding_compute
+from search.services.embedding import CLAIM_BATCHES, active_model_key, embedding_compute
 from tests.conftest import WorkerProcess, require_services
 from tests.workers.test_embed_tasks import _toy_model, stored_pictures  # noqa: F401 (autouse fixture)
 from tests.workers.test_index_tasks import broker_purge
@@ -23,20 +23,21 @@ EMBEDDED = re.compile(r"succeeded in .*'embedded': (\d+)")
 
 @pytest.mark.django_db
 def test_a_task_holding_one_id_fills_its_batch_with_other_pending_images(settings):
-    settings.SEMSEARCH_EMBED_BATCH_SIZE = 8
+    settings.SEMSEARCH_EMBED_BATCH_SIZE = 4
     # Given 20 pending images, one of them failed earlier (never refilled)
     ids, _ = stored_pictures(20, seed=11)
     Image.objects.filter(pk=ids[0]).update(status=ImageStatus.FAILED, failure_reason="earlier")
     # When a task for the newest image alone runs
     result = embedding_compute(image_ids=[ids[-1]])
-    # Then one full batch was embedded: that image plus the seven oldest pending ones
-    assert (result["embedded"], result["filled"]) == (8, 7)
+    # Then one full claim (CLAIM_BATCHES batches of 4) was embedded: that image plus the oldest pending ones
+    claim = 4 * CLAIM_BATCHES
+    assert (result["embedded"], result["filled"]) == (claim, claim - 1)
     embedded = set(Embedding.objects.filter(model_key=active_model_key()).values_list("image_id", flat=True))
-    assert embedded == {ids[-1], *ids[1:8]}
+    assert embedded == {ids[-1], *ids[1:claim]}
     assert set(Image.objects.filter(status=ImageStatus.READY).values_list("id", flat=True)) == embedded
     # And the tasks of the filled-in images find nothing left to do
-    again = embedding_compute(image_ids=ids[1:8])
-    assert (again["embedded"], again["skipped"]) == (0, 7)
+    again = embedding_compute(image_ids=ids[1:claim])
+    assert (again["embedded"], again["skipped"]) == (0, claim - 1)
 
 
 def _pngs(count: int, seed: int):
