@@ -254,6 +254,8 @@ SEMSEARCH_DEVICE = env.str("SEMSEARCH_DEVICE", default="auto")
 SEMSEARCH_TORCH_THREADS = env.int("SEMSEARCH_TORCH_THREADS", default=0)
 SEMSEARCH_PRECISION = env.str("SEMSEARCH_PRECISION", default="auto")
 SEMSEARCH_EMBED_BATCH_SIZE = env.int("SEMSEARCH_EMBED_BATCH_SIZE", default=16)
+# The worker feeds the model from the stored thumbnail when it is large enough (decoded once on the way in).
+SEMSEARCH_EMBED_FROM_THUMBNAIL = env.bool("SEMSEARCH_EMBED_FROM_THUMBNAIL", default=True)
 SEMSEARCH_MAX_IMAGE_PIXELS = env.int("SEMSEARCH_MAX_IMAGE_PIXELS", default=64_000_000)
 SEMSEARCH_MAX_ARCHIVE_MEMBERS = env.int("SEMSEARCH_MAX_ARCHIVE_MEMBERS", default=10_000)
 SEMSEARCH_THUMBNAIL_SIZE = env.int("SEMSEARCH_THUMBNAIL_SIZE", default=384)
