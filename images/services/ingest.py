@@ -90,14 +90,18 @@ def image_prepare(*, data: bytes) -> PreparedImage:
                          file_size=len(data))  # fmt: skip
 
 
-def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None) -> None:
+def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None, at_once: bool = False) -> None:
     """Send ``embed_images`` for these ids, in chunks of ``SEMSEARCH_EMBED_BATCH_SIZE``, once the current
     transaction commits (at once outside one). The one place embedding work is enqueued.
 
     A broker that is down is logged, not raised: the rows stay ``pending`` and the periodic re-queue picks them up.
+    ``at_once`` (the re-queue itself, ``embed_pending``, a model switch) sends now, inside any transaction, and lets
+    a broker error propagate so the caller can retry.
     """
     ids = list(dict.fromkeys(int(pk) for pk in image_ids))
-    if ids:
+    if ids and at_once:
+        _embed_send(ids, model_key)
+    elif ids:
         transaction.on_commit(_named(partial(_embed_send, ids, model_key)), robust=True)
 
 

@@ -93,7 +93,7 @@ def _snapshot_repair(model_key: str, report: dict[str, Any]) -> None:
 def _requeue(ids: list[int], model_key: str | None) -> int:
     from images.services import image_embedding_enqueue
 
-    image_embedding_enqueue(image_ids=ids, model_key=model_key)
+    image_embedding_enqueue(image_ids=ids, model_key=model_key, at_once=True)
     # Touching updated_at stops the next reconcile from enqueuing them again before they had a chance to run.
     Image.objects.filter(id__in=ids).update(updated_at=timezone.now())
     return len(ids)

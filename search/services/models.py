@@ -111,7 +111,7 @@ def model_switch_step() -> dict[str, Any]:
         if cache.add(_fanout_key(key), 1, timeout=int(settings.SEMSEARCH_PENDING_REQUEUE_MINUTES) * 60):
             from images.services import image_embedding_enqueue
 
-            image_embedding_enqueue(image_ids=missing, model_key=key)
+            image_embedding_enqueue(image_ids=missing, model_key=key, at_once=True)
             enqueued = len(missing)
         return {"status": "embedding", "model_key": key, "missing": len(missing), "enqueued": enqueued}
     build = index_build(model_key=key)

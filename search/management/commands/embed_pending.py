@@ -37,7 +37,7 @@ class Command(BaseCommand):
             else:
                 from images.services import image_embedding_enqueue
 
-                image_embedding_enqueue(image_ids=batch, model_key=model_key)
+                image_embedding_enqueue(image_ids=batch, model_key=model_key, at_once=True)
         if options["now"]:
             self.stdout.write(f"{model_key}: {totals}")
         else:
