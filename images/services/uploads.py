@@ -14,7 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from images.models import Image
 
 from .decoding import ImageRejectedError
-from .ingest import image_embedding_enqueue, image_ingest
+from .importing import EmbedBatcher
+from .ingest import image_ingest
 
 ZIP_MAGIC = b"PK\x03\x04"
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -85,10 +86,12 @@ def uploads_ingest(
 
     Every file is its own transaction, so what was stored stays stored when a later file is rejected; re-sending
     the whole batch is harmless (duplicates come back as ``existing``). The new images are enqueued for embedding
-    together at the end (in chunks of the embedding batch size), also when a later file raised.
+    together, a task per ``SEMSEARCH_EMBED_BATCH_SIZE`` of them as soon as that many are stored (so the worker
+    starts while the rest of the request is still being read), the remainder at the end, also when a later file
+    raised.
     """
     outcomes: list[UploadOutcome] = []
-    created: list[int] = []
+    batcher = EmbedBatcher(batch_size=int(settings.SEMSEARCH_EMBED_BATCH_SIZE), model_key=None)
 
     def ingest(name: str, data: bytes | str) -> None:
         shown = _UNPRINTABLE.sub("_", name)[:500] or "(unnamed)"
@@ -102,7 +105,7 @@ def uploads_ingest(
             outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=exc.message))
             return
         if result.created:
-            created.append(result.image.pk)
+            batcher.add(result.image.pk)
         status = "created" if result.created else "existing"
         outcomes.append(UploadOutcome(filename=shown, status=status, image=result.image))
 
@@ -114,7 +117,7 @@ def uploads_ingest(
             else:
                 ingest(name, data)
     finally:
-        image_embedding_enqueue(image_ids=created)
+        batcher.flush()
     return outcomes
 
 
