@@ -113,8 +113,25 @@ class ImageAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         from core.queues import queue_depths
+        from search.selectors import embedding_progress
+        from search.state import active_model_key
 
         failures = Image.objects.filter(status=ImageStatus.FAILED).order_by("-updated_at")[:20]
+        counts = image_status_counts()
+        progress = embedding_progress(model_key=active_model_key(), pending=counts[ImageStatus.PENDING])
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Embedding progress",
-                   "counts": image_status_counts(), "queues": queue_depths(), "recent_failures": failures}  # fmt: skip
+                   "counts": counts, "progress": progress, "eta": _duration(progress["eta_seconds"]),
+                   "queues": queue_depths(), "recent_failures": failures}  # fmt: skip
         return TemplateResponse(request, "admin/images/image/queue.html", context)
+
+
+def _duration(seconds: float | None) -> str:
+    """``1 h 05 min``, ``4 min 10 s``, ``12 s``; empty when unknown."""
+    if seconds is None:
+        return ""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

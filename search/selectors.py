@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.db.models import Count, Min
+from django.utils import timezone
 
 from core.queues import queue_depths
 from images.models import Image, ImageStatus
 from images.selectors import image_status_counts
 from search.embeddings import encoder_status
+from search.models import Embedding
 from search.state import active_model, snapshot_latest
+
+PROGRESS_SAMPLE = 2000  # newest embeddings looked at for the rate
 
 
 def images_recent(*, limit: int) -> list[Image]:
@@ -24,10 +31,29 @@ def active_model_status() -> dict[str, Any]:
     return encoder_status(active.model_id, active.revision)
 
 
+def embedding_progress(*, model_key: str, pending: int) -> dict[str, Any]:
+    """How fast ``model_key`` embeddings are being stored (images/s over the last minute, counted among the newest
+    ``PROGRESS_SAMPLE`` rows: two indexed queries) and the estimated seconds until ``pending`` images are done (None
+    when nothing was embedded in the last minute)."""
+    now = timezone.now()
+    newest = Embedding.objects.filter(model_key=model_key).order_by("-id").values_list("id", flat=True).first()
+    rate = 0.0
+    if newest is not None:
+        recent = Embedding.objects.filter(
+            model_key=model_key, id__gt=newest - PROGRESS_SAMPLE, created_at__gte=now - timedelta(seconds=60)
+        ).aggregate(count=Count("id"), oldest=Min("created_at"))
+        if recent["count"]:
+            rate = recent["count"] / max((now - recent["oldest"]).total_seconds(), 1.0)
+    eta = round(pending / rate, 1) if rate > 0 and pending else (0.0 if not pending else None)
+    return {"images_per_s": round(rate, 2), "pending": pending, "eta_seconds": eta}
+
+
 def system_status() -> dict[str, Any]:
-    """Model, index, image counts and queue depths; never raises because one part is unavailable."""
+    """Model, index, image counts, embedding progress and queue depths; never raises because one part is
+    unavailable."""
     model = active_model_status()
     snapshot = snapshot_latest(model_key=model["model_key"])
+    counts = image_status_counts()
     return {
         "model": model,
         "index": {
@@ -37,6 +63,7 @@ def system_status() -> dict[str, Any]:
             "recall_at_10": snapshot.recall_at_10 if snapshot else None,
             "built_at": snapshot.created_at.isoformat() if snapshot else None,
         },
-        "images": image_status_counts(),
+        "images": counts,
+        "embedding": embedding_progress(model_key=model["model_key"], pending=counts[ImageStatus.PENDING]),
         "queues": queue_depths(),
     }

@@ -147,6 +147,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
         "store_processed": False,
+        # kombu sleeps this long between empty polls of the queue folder (its default, 1 s, capped delivery at one
+        # message a second); 50 ms delivers at once and costs an idle worker ~1% of a core (docs/ingestion.md).
+        "polling_interval": env.float("CELERY_BROKER_POLLING_INTERVAL", default=0.05),
     }
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # kombu's Redis transport with a fix that keeps a worker alive through a Redis restart (see the module).
@@ -254,6 +257,8 @@ SEMSEARCH_DEVICE = env.str("SEMSEARCH_DEVICE", default="auto")
 SEMSEARCH_TORCH_THREADS = env.int("SEMSEARCH_TORCH_THREADS", default=0)
 SEMSEARCH_PRECISION = env.str("SEMSEARCH_PRECISION", default="auto")
 SEMSEARCH_EMBED_BATCH_SIZE = env.int("SEMSEARCH_EMBED_BATCH_SIZE", default=16)
+# The worker feeds the model from the stored thumbnail when it is large enough (decoded once on the way in).
+SEMSEARCH_EMBED_FROM_THUMBNAIL = env.bool("SEMSEARCH_EMBED_FROM_THUMBNAIL", default=True)
 SEMSEARCH_MAX_IMAGE_PIXELS = env.int("SEMSEARCH_MAX_IMAGE_PIXELS", default=64_000_000)
 SEMSEARCH_MAX_ARCHIVE_MEMBERS = env.int("SEMSEARCH_MAX_ARCHIVE_MEMBERS", default=10_000)
 SEMSEARCH_THUMBNAIL_SIZE = env.int("SEMSEARCH_THUMBNAIL_SIZE", default=384)

@@ -65,7 +65,8 @@ class ImportSummary:
 
 
 class EmbedBatcher:
-    """Collects created image ids and enqueues ``embed_images`` for every ``batch_size`` of them."""
+    """Collects created image ids and enqueues them for embedding every ``batch_size`` of them (``flush`` sends the
+    rest)."""
 
     def __init__(self, *, batch_size: int, model_key: str | None) -> None:
         self.batch_size, self.model_key = max(1, batch_size), model_key

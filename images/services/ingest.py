@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from core.dispatch import EMBED_IMAGES, task_send_on_commit
+from core.dispatch import EMBED_IMAGES, task_send, task_send_on_commit
 from images.filters import tag_normalise
 from images.formats import BY_NAME
 from images.models import Image, ImageStatus
@@ -98,14 +98,20 @@ def image_prepare(*, data: bytes) -> PreparedImage:
                          file_size=len(data))  # fmt: skip
 
 
-def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None) -> None:
-    """Send ``embed_images`` for these ids once the current transaction commits (at once outside one).
+def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None = None, at_once: bool = False) -> None:
+    """Send ``embed_images`` for these ids, in chunks of ``SEMSEARCH_EMBED_BATCH_SIZE``, once the current
+    transaction commits (at once outside one). The one place embedding work is enqueued.
 
     A broker that is down is logged, not raised: the rows stay ``pending`` and the periodic re-queue picks them up.
+    ``at_once`` (the re-queue itself, ``embed_pending``, a model switch) sends now, inside any transaction, and lets
+    a broker error propagate so the caller can retry.
     """
-    ids = [int(pk) for pk in image_ids]
-    if ids:
-        task_send_on_commit(EMBED_IMAGES, image_ids=ids, **({"model_key": model_key} if model_key else {}))
+    ids = list(dict.fromkeys(int(pk) for pk in image_ids))
+    size = max(1, int(settings.SEMSEARCH_EMBED_BATCH_SIZE))
+    extra = {"model_key": model_key} if model_key else {}
+    send = task_send if at_once else task_send_on_commit
+    for start in range(0, len(ids), size):
+        send(EMBED_IMAGES, image_ids=ids[start : start + size], **extra)
 
 
 def _provenance_fields(

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from images.models import Image
 
 from .decoding import ImageRejectedError
+from .importing import EmbedBatcher
 from .ingest import image_ingest
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -84,9 +85,13 @@ def uploads_ingest(
     bytes is a reason the file was already refused (e.g. too large), reported as ``rejected``.
 
     Every file is its own transaction, so what was stored stays stored when a later file is rejected; re-sending
-    the whole batch is harmless (duplicates come back as ``existing``).
+    the whole batch is harmless (duplicates come back as ``existing``). The new images are enqueued for embedding
+    together, a task per ``SEMSEARCH_EMBED_BATCH_SIZE`` of them as soon as that many are stored (so the worker
+    starts while the rest of the request is still being read), the remainder at the end, also when a later file
+    raised.
     """
     outcomes: list[UploadOutcome] = []
+    batcher = EmbedBatcher(batch_size=int(settings.SEMSEARCH_EMBED_BATCH_SIZE), model_key=None)
 
     def ingest(name: str, data: bytes | str) -> None:
         shown = _UNPRINTABLE.sub("_", name)[:500] or "(unnamed)"
@@ -95,19 +100,24 @@ def uploads_ingest(
             return
         try:
             result = image_ingest(data=data, filename=name, title=title, attribution=attribution,
-                                  source_link=source_link, tags=tags, uploader=uploader)  # fmt: skip
+                                  source_link=source_link, tags=tags, uploader=uploader, enqueue=False)  # fmt: skip
         except ImageRejectedError as exc:
             outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=exc.message))
             return
+        if result.created:
+            batcher.add(result.image.pk)
         status = "created" if result.created else "existing"
         outcomes.append(UploadOutcome(filename=shown, status=status, image=result.image))
 
-    for name, data in files:
-        if isinstance(data, bytes) and data.startswith(ZIP_MAGIC) and name.lower().endswith(".zip"):
-            for member, content in _archive_members(name, data):
-                ingest(member, content)
-        else:
-            ingest(name, data)
+    try:
+        for name, data in files:
+            if isinstance(data, bytes) and data.startswith(ZIP_MAGIC) and name.lower().endswith(".zip"):
+                for member, content in _archive_members(name, data):
+                    ingest(member, content)
+            else:
+                ingest(name, data)
+    finally:
+        batcher.flush()
     return outcomes
 
 

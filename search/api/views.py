@@ -34,6 +34,9 @@ class StatusOutputSerializer(serializers.Serializer):
     model = serializers.DictField(help_text="model_id, model_key, loaded, error (one sentence naming the setting)")
     index = serializers.DictField(help_text="Active snapshot: version, factory, vector_count, recall_at_10")
     images = serializers.DictField(child=serializers.IntegerField(), help_text="Images per status, and total")
+    embedding = serializers.DictField(
+        help_text="images_per_s (over the last minute), pending, eta_seconds (null when nothing is being embedded)"
+    )
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
 
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from core.dispatch import EMBED_IMAGES, task_send
+from images.services import image_embedding_enqueue
 from images.models import Image, ImageStatus
 from search.models import Embedding
 from search.state import active_model_key, images_missing_embedding, snapshot_latest
@@ -22,7 +22,6 @@ from .storage import snapshot_files_prune, snapshot_verify
 
 logger = logging.getLogger(__name__)
 
-REQUEUE_CHUNK = 64
 REQUEUE_MAX = 20_000  # images re-enqueued per reconcile run, so one run stays short
 COMPACT_SIGNAL_TTL_S = 60
 
@@ -94,8 +93,7 @@ def _snapshot_repair(model_key: str, report: dict[str, Any]) -> None:
 
 
 def _requeue(ids: list[int], model_key: str | None) -> int:
-    for start in range(0, len(ids), REQUEUE_CHUNK):
-        task_send(EMBED_IMAGES, image_ids=ids[start : start + REQUEUE_CHUNK], model_key=model_key)
+    image_embedding_enqueue(image_ids=ids, model_key=model_key, at_once=True)
     # Touching updated_at stops the next reconcile from enqueuing them again before they had a chance to run.
     Image.objects.filter(id__in=ids).update(updated_at=timezone.now())
     return len(ids)

@@ -16,8 +16,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from core.dispatch import EMBED_IMAGES, INDEX_MODEL_SWITCH_STEP, task_send, task_send_on_commit
+from core.dispatch import INDEX_MODEL_SWITCH_STEP, task_send_on_commit
 from core.errors import DomainError
+from images.services import image_embedding_enqueue
 from search.embeddings import model_key_for
 from search.index import index_build, index_reconcile
 from search.index.storage import snapshot_files_prune
@@ -30,8 +31,6 @@ from search.state import (
 )
 
 logger = logging.getLogger(__name__)
-
-FANOUT_CHUNK = 64
 
 
 class ModelSwitchError(DomainError):
@@ -100,8 +99,7 @@ def model_switch_step() -> dict[str, Any]:
     if missing:
         enqueued = 0
         if cache.add(_fanout_key(key), 1, timeout=int(settings.SEMSEARCH_PENDING_REQUEUE_MINUTES) * 60):
-            for start in range(0, len(missing), FANOUT_CHUNK):
-                task_send(EMBED_IMAGES, image_ids=missing[start : start + FANOUT_CHUNK], model_key=key)
+            image_embedding_enqueue(image_ids=missing, model_key=key, at_once=True)
             enqueued = len(missing)
         return {"status": "embedding", "model_key": key, "missing": len(missing), "enqueued": enqueued}
     build = index_build(model_key=key)

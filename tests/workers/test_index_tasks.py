@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from datetime import timedelta
@@ -139,9 +140,10 @@ def test_model_switch_searches_throughout_and_activates_only_when_complete(setti
     before = queue_depths().get("embed", 0)
     # When the switch steps while nothing is embedded with the new model yet
     step = model_switch_step()
-    # Then it enqueues re-embedding of all 40 images (once), and search still uses the old model
+    # Then it enqueues re-embedding of all 40 images (once, in tasks of a batch each), and search still uses the
+    # old model
     assert step == {"status": "embedding", "model_key": NEW_KEY, "missing": 40, "enqueued": 40}
-    assert queue_depths().get("embed", 0) == before + 1
+    assert queue_depths().get("embed", 0) == before + math.ceil(40 / django_settings.SEMSEARCH_EMBED_BATCH_SIZE)
     assert model_switch_step()["enqueued"] == 0
     assert active_model_key() == KEY
     assert index_search(model_key=KEY, vectors=old_vectors[0], k=1)[0][0][0] == ids[0]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from core.dispatch import EMBED_IMAGES, task_send
+from images.services import image_embedding_enqueue
 from images.models import ImageStatus
 from search.services.embedding import embedding_compute
 from search.state import active_model_key, images_missing_embedding
@@ -34,7 +34,7 @@ class Command(BaseCommand):
                     totals[name] += result[name]
                 self.stdout.write(f"{start + len(batch)}/{len(ids)} done")
             else:
-                task_send(EMBED_IMAGES, image_ids=batch, model_key=model_key)
+                image_embedding_enqueue(image_ids=batch, model_key=model_key, at_once=True)
         if options["now"]:
             self.stdout.write(f"{model_key}: {totals}")
         else:
