@@ -16,9 +16,8 @@ from django.utils.html import format_html
 
 from .formats import FORMAT_NAMES_TEXT
 from .models import Image, ImageStatus
-from .selectors import image_status_counts
 from .services import image_delete, images_reembed
-from .services.uploads import uploaded_file_read, uploads_ingest
+from .services.uploads import UploadOutcome, uploaded_file_read, uploads_ingest
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -36,7 +35,9 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
-    files = MultipleFileField(help_text=f"Images ({FORMAT_NAMES_TEXT}) and/or zip archives.")
+    # A declared field named "files": Django's form metaclass pops it from the class, so ``form.files`` (the
+    # uploaded data) is not shadowed.
+    files = MultipleFileField(help_text=f"Images ({FORMAT_NAMES_TEXT}) and/or zip archives.")  # type: ignore[assignment]
     title = forms.CharField(required=False, max_length=500)
     attribution = forms.CharField(required=False, max_length=500)
     source_link = forms.URLField(required=False, max_length=2000)
@@ -84,14 +85,14 @@ class ImageAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path("upload/", self.admin_site.admin_view(self.upload_view), name="images_image_upload"),
-            path("queue/", self.admin_site.admin_view(self.queue_view), name="images_image_queue"),
         ]
         return own + super().get_urls()
 
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             raise PermissionDenied
-        results, counts = [], Counter()
+        results: list[UploadOutcome] = []
+        counts: Counter[str] = Counter()
         form = UploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
@@ -99,7 +100,7 @@ class ImageAdmin(admin.ModelAdmin):
             files = ((f.name, uploaded_file_read(name=f.name, size=f.size, chunks=f.chunks())) for f in data["files"])
             results = uploads_ingest(files=files, title=data["title"], attribution=data["attribution"],
                                      source_link=data["source_link"], tags=data["tags"].split(","),
-                                     uploader=request.user)  # fmt: skip
+                                     uploader=request.user if request.user.is_authenticated else None)  # fmt: skip
             counts.update(outcome.status for outcome in results)
             level = messages.WARNING if counts["rejected"] else messages.SUCCESS
             self.message_user(request, f"{counts['created']} created, {counts['existing']} already stored, "
@@ -108,30 +109,3 @@ class ImageAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "results": results, "title": "Upload images"}  # fmt: skip
         return TemplateResponse(request, "admin/images/image/upload.html", context)
-
-    def queue_view(self, request: HttpRequest) -> HttpResponse:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        from core.queues import queue_depths
-        from search.selectors import embedding_progress
-        from search.state import active_model_key
-
-        failures = Image.objects.filter(status=ImageStatus.FAILED).order_by("-updated_at")[:20]
-        counts = image_status_counts()
-        progress = embedding_progress(model_key=active_model_key(), pending=counts[ImageStatus.PENDING])
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Embedding progress",
-                   "counts": counts, "progress": progress, "eta": _duration(progress["eta_seconds"]),
-                   "queues": queue_depths(), "recent_failures": failures}  # fmt: skip
-        return TemplateResponse(request, "admin/images/image/queue.html", context)
-
-
-def _duration(seconds: float | None) -> str:
-    """``1 h 05 min``, ``4 min 10 s``, ``12 s``; empty when unknown."""
-    if seconds is None:
-        return ""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"

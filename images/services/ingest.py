@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial, update_wrapper
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -108,7 +109,7 @@ def image_embedding_enqueue(*, image_ids: Sequence[int], model_key: str | None =
     """
     ids = list(dict.fromkeys(int(pk) for pk in image_ids))
     size = max(1, int(settings.SEMSEARCH_EMBED_BATCH_SIZE))
-    extra = {"model_key": model_key} if model_key else {}
+    extra: dict[str, Any] = {"model_key": model_key} if model_key else {}
     send = task_send if at_once else task_send_on_commit
     for start in range(0, len(ids), size):
         send(EMBED_IMAGES, image_ids=ids[start : start + size], **extra)
@@ -205,16 +206,17 @@ def image_ingest(
     The same bytes again return the existing image (``created=False``) with blank provenance filled and tags added;
     no error, no duplicate, also under concurrency. Raises ``ImageRejectedError`` (nothing stored) for bad input.
     """
-    provenance = {"filename": filename, "source_url": source_url, "source_link": source_link, "title": title,
-                  "attribution": attribution, "uploader": uploader}  # fmt: skip
     content_hash = hashlib.sha256(data).hexdigest()
     existing = Image.objects.filter(content_hash=content_hash).first()
     if existing is not None and media_file_exists(name=existing.original.name):
         # Known bytes: already decoded and checked once, so no second decode.
-        fields = _provenance_fields(**provenance)
+        fields = _provenance_fields(filename=filename, source_url=source_url, source_link=source_link, title=title,
+                                    attribution=attribution, uploader=uploader)  # fmt: skip
         return IngestResult(_provenance_merge(existing, fields=fields, tags=tags_clean(tags), retry_failed=True), False)
     prepared = image_prepare(data=data)
-    return image_record(prepared=prepared, tags=tags, enqueue=enqueue, model_key=model_key, **provenance)
+    return image_record(prepared=prepared, tags=tags, enqueue=enqueue, model_key=model_key, filename=filename,
+                        source_url=source_url, source_link=source_link, title=title, attribution=attribution,
+                        uploader=uploader)  # fmt: skip
 
 
 def images_reembed(*, image_ids: Sequence[int], model_key: str | None = None) -> int:

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
-from images.services import image_embedding_enqueue
 from images.models import Image, ImageStatus
+from images.services import image_embedding_enqueue
 from search.models import Embedding
 from search.state import active_model_key, images_missing_embedding, snapshot_latest
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from images.services import image_embedding_enqueue
 from images.models import ImageStatus
+from images.services import image_embedding_enqueue
 from search.services.embedding import embedding_compute
 from search.state import active_model_key, images_missing_embedding
 
