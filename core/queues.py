@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-QUEUES = ("embed", "index", "fetch", "default")
+QUEUES = ("embed", "index", "fetch", "enrich", "default")
 
 
 def queue_depths() -> dict[str, int]:

@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 
 from core.errors import NotFoundError
+from images.enrichment_filters import autotag_match_q, picture_text_filter
 from images.models import Image, ImageStatus
 
 
@@ -23,9 +24,11 @@ def image_list(
     status: str | None = None,
     min_width: int | None = None,
     min_height: int | None = None,
+    text: str = "",
 ) -> QuerySet[Image]:
     """Images matching every given filter, newest first. ``tags``: all must be present (case-insensitive);
-    ``uploader``: a user id or username; ``format``: JPEG, PNG, WebP, ... (case-insensitive)."""
+    ``uploader``: a user id or username; ``format``: JPEG, PNG, WebP, ... (case-insensitive); ``text``: read from
+    the picture (``picture_text_filter``). Automatic tags that nobody rejected count as tags."""
     queryset = Image.objects.select_related("uploader")
     if created_after is not None:
         queryset = queryset.filter(created_at__gte=created_after)
@@ -44,15 +47,17 @@ def image_list(
         queryset = queryset.filter(width__gte=min_width)
     if min_height:
         queryset = queryset.filter(height__gte=min_height)
+    if text:
+        queryset = picture_text_filter(queryset=queryset, text=text)
     return queryset.order_by("-created_at", "-id")
 
 
 def _tag_q(tag: str) -> Q:
     tag = " ".join(tag.split()).lower()
     if connection.features.supports_json_field_contains:
-        return Q(tags__contains=[tag])
+        return Q(tags__contains=[tag]) | autotag_match_q(tag=tag)
     # SQLite has no JSON containment: match the quoted tag inside the stored JSON text (tags are normalised).
-    return Q(tags__icontains=json.dumps(tag))
+    return Q(tags__icontains=json.dumps(tag)) | autotag_match_q(tag=tag)
 
 
 def image_get(image_id: int) -> Image:

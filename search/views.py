@@ -26,7 +26,7 @@ from search.selectors import images_recent, system_status
 from search.services.query_pictures import query_picture_load, query_picture_store
 from search.services.search import search_run
 
-FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
+FILTER_FIELDS = ("tags", "text", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
 OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
 RECENT_COUNT = 12
 

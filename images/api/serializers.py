@@ -67,6 +67,10 @@ class ImageListFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=ImageStatus.choices, required=False)
     min_width = serializers.IntegerField(required=False, min_value=1)
     min_height = serializers.IntegerField(required=False, min_value=1)
+    text = serializers.CharField(
+        required=False, max_length=200,
+        help_text='Text read from the picture: a substring, case-insensitive; "quoted" for whole words.',
+    )  # fmt: skip
 
 
 class ImagePageSerializer(serializers.Serializer):

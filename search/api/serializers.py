@@ -17,6 +17,10 @@ class SearchParamsSerializer(serializers.Serializer):
 
     tags = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated; hits carry them all")
     uploader = serializers.CharField(required=False, allow_blank=True, max_length=150, help_text="Username")
+    text = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text='Text read from the picture: a substring, case-insensitive; "quoted" for whole words',
+    )  # fmt: skip
     format = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="e.g. JPEG,PNG")
     min_width = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
     min_height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)

@@ -26,8 +26,9 @@ def _moment(value: date | datetime | None, *, end_of_day: bool) -> datetime | No
 
 
 def filters_from_params(params: dict[str, Any]) -> SearchFilters:
-    """``SearchFilters`` from ``tags``, ``uploader``, ``format``, ``min_width``, ``min_height``, ``created_after``
-    and ``created_before`` (dates are whole days: ``created_before`` includes its day). Pure."""
+    """``SearchFilters`` from ``tags``, ``text`` (read from the picture), ``uploader``, ``format``, ``min_width``,
+    ``min_height``, ``created_after`` and ``created_before`` (dates are whole days: ``created_before`` includes its
+    day). Pure."""
     return SearchFilters(
         created_after=_moment(params.get("created_after"), end_of_day=False),
         created_before=_moment(params.get("created_before"), end_of_day=True),
@@ -36,6 +37,7 @@ def filters_from_params(params: dict[str, Any]) -> SearchFilters:
         formats=tuple(f.upper() for f in _split(params.get("format"))),
         min_width=params.get("min_width") or None,
         min_height=params.get("min_height") or None,
+        text=" ".join((params.get("text") or "").split()),
     )
 
 

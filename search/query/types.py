@@ -78,6 +78,7 @@ class SearchFilters:
     formats: tuple[str, ...] = ()  # any of, upper case (JPEG, PNG, ...)
     min_width: int | None = None
     min_height: int | None = None
+    text: str = ""  # read from the picture (OCR): substring, or whole words when "quoted"
 
     @property
     def is_empty(self) -> bool:
@@ -89,6 +90,7 @@ class SearchFilters:
             or self.formats
             or self.min_width
             or self.min_height
+            or self.text
         )
 
 

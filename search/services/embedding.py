@@ -15,6 +15,7 @@ from core.metrics import EMBED_BATCH_SECONDS, IMAGES_EMBEDDED
 from images.models import Image, ImageStatus
 from images.services.storage import media_source
 from search.embeddings import get_encoder
+from search.enrichment import enrichment_after_embedding
 from search.models import Embedding
 from search.state import UnknownModelError, active_model_key, model_source
 
@@ -82,6 +83,7 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=settings.SEMSEARCH_EMBED_BATCH_SIZE):
         if ids:
             stored = _store_batch(model_key=key, ids=list(ids), vectors=vectors, mark_ready=mark_ready)
+            enrichment_after_embedding(model_key=key, image_ids=list(ids), vectors=vectors, active=mark_ready)
             result["embedded"] += stored
             IMAGES_EMBEDDED.labels(model_key=key).inc(stored)
         failures.extend(errors)

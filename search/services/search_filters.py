@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+from images.enrichment_filters import autotag_match_q, picture_text_filter
 from images.models import Image, ImageStatus
 from search.query import SearchFilters
 
@@ -37,16 +38,18 @@ def filters_queryset(*, filters: SearchFilters) -> QuerySet[Image]:
         queryset = queryset.filter(height__gte=filters.min_height)
     for tag in filters.tags:
         queryset = _with_tag(queryset, tag)
+    if filters.text:
+        queryset = picture_text_filter(queryset=queryset, text=filters.text)
     return queryset.order_by()
 
 
 def _with_tag(queryset: QuerySet[Image], tag: str) -> QuerySet[Image]:
     if connection.vendor == "postgresql":
-        return queryset.filter(tags__contains=[tag])
+        return queryset.filter(Q(tags__contains=[tag]) | autotag_match_q(tag=tag))
     # SQLite has no JSON containment lookup; json_each walks the list instead.
     table = Image._meta.db_table
     sql = f'SELECT "{table}"."id" FROM "{table}", json_each("{table}"."tags") WHERE json_each.value = %s'
-    return queryset.filter(id__in=RawSQL(sql, [tag]))
+    return queryset.filter(Q(id__in=RawSQL(sql, [tag])) | autotag_match_q(tag=tag))
 
 
 def filters_allowed_ids(*, filters: SearchFilters) -> list[int] | None:
