@@ -46,7 +46,7 @@ demo: migrate
 	SEMSEARCH_MODEL_ID=toy $(BIN)/python manage.py serve
 
 worker: $(STAMP)
-	$(BIN)/celery -A semsearch_site worker --beat --loglevel INFO --queues embed,index,fetch,default
+	$(BIN)/celery -A semsearch_site worker --beat --loglevel INFO --queues embed,index,fetch,enrich,default
 
 bench-embed: $(STAMP)
 	$(BIN)/python bench/embed.py

@@ -80,6 +80,11 @@ def _engine() -> _Engine:
     return _Engine()
 
 
+def ocr_engine_reset() -> None:
+    """Forget this process's engine, so the next use re-reads the settings (after changing them; tests)."""
+    _engine.cache_clear()
+
+
 def ocr_status() -> dict[str, Any]:
     """``{"enabled", "available", "engine", "reason"}``: whether pictures are read and, if not, why. Never raises."""
     if not settings.SEMSEARCH_OCR:

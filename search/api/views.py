@@ -37,6 +37,9 @@ class StatusOutputSerializer(serializers.Serializer):
     index = serializers.DictField(help_text="Active snapshot: version, factory, vector_count, recall_at_10")
     images = serializers.DictField(child=serializers.IntegerField(), help_text="Images per status, and total")
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
+    enrichment = serializers.DictField(
+        help_text="ocr: enabled, available, engine, reason (why not); autotags: enabled, vocabulary"
+    )
 
 
 class SearchPermission(BasePermission):

@@ -1,16 +1,12 @@
-"""Automatic tags from stored vectors (back-fill, re-runs, a model switch) and a person's review of them."""
+"""Automatic tags from stored vectors: back-fill, re-runs and after a model switch."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
-from django.utils import timezone
 
-from core.errors import NotFoundError
-from images.models import AutoTag, AutoTagState, ImageStatus
+from images.models import ImageStatus
 from search.enrichment.tagging import autotags_store
 from search.models import Embedding
 from search.state import active_model_key
@@ -53,16 +49,3 @@ def autotags_recompute(
         if progress is not None:
             progress(len(chunk))
     return {"model_key": key, "images": len(ids), "proposed": proposed}
-
-
-def autotag_review(*, autotag_id: int, accept: bool, user: AbstractBaseUser | AnonymousUser | None) -> AutoTag:
-    """Mark an automatic tag accepted or rejected by ``user``. Idempotent; ``NotFoundError`` for an unknown id."""
-    with transaction.atomic():
-        row = AutoTag.objects.select_for_update().filter(pk=autotag_id).first()
-        if row is None:
-            raise NotFoundError(f"There is no automatic tag {autotag_id}.")
-        row.state = AutoTagState.ACCEPTED if accept else AutoTagState.REJECTED
-        row.reviewed_by_id = user.pk if user is not None and user.is_authenticated else None
-        row.reviewed_at = timezone.now()
-        row.save(update_fields=["state", "reviewed_by_id", "reviewed_at"])
-    return row
