@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,19 +69,24 @@ def tag_scores(*, vocabulary: Vocabulary, text_vectors: np.ndarray, image_vector
     return scores
 
 
-def tags_choose(*, model_key: str, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
-    """For each image vector, the ``(tag, score)`` pairs that clear their thresholds, best first. Loads the text
-    vectors on first use (the model's text tower; cached afterwards)."""
-    vocabulary, text_vectors, thresholds = _tagger(model_key)
-    scores = tag_scores(vocabulary=vocabulary, text_vectors=text_vectors, image_vectors=vectors)
-    names = vocabulary.tags
+def tags_select(*, scores: np.ndarray, thresholds: np.ndarray, names: Sequence[str]) -> list[list[tuple[str, float]]]:
+    """For each row of ``scores``, the ``(tag, score)`` pairs that clear their thresholds, ranked by how far each is
+    past its own threshold (so cosine and probability groups compare fairly), at most
+    ``SEMSEARCH_AUTOTAG_MAX_PER_IMAGE``. Pure."""
     chosen = []
     for row in scores:
         hits = np.flatnonzero(row >= thresholds)
-        # Rank by how far each score is past its own threshold, so cosine and probability groups compare fairly.
         hits = hits[np.argsort(-(row[hits] - thresholds[hits]))][: settings.SEMSEARCH_AUTOTAG_MAX_PER_IMAGE]
-        chosen.append([(names[i], float(row[i])) for i in hits])
+        chosen.append([(names[int(i)], float(row[i])) for i in hits])
     return chosen
+
+
+def tags_choose(*, model_key: str, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
+    """``tags_select`` for these image vectors with the model's vocabulary. Loads the text vectors on first use
+    (the model's text tower; cached afterwards)."""
+    vocabulary, text_vectors, thresholds = _tagger(model_key)
+    scores = tag_scores(vocabulary=vocabulary, text_vectors=text_vectors, image_vectors=vectors)
+    return tags_select(scores=scores, thresholds=thresholds, names=vocabulary.tags)
 
 
 def autotags_store(*, model_key: str, image_ids: Sequence[int], vectors: np.ndarray) -> int:
@@ -92,6 +97,11 @@ def autotags_store(*, model_key: str, image_ids: Sequence[int], vectors: np.ndar
     Deleted images are skipped. Returns how many tags this run proposed (new proposals plus accepted ones refreshed).
     """
     chosen = dict(zip((int(i) for i in image_ids), tags_choose(model_key=model_key, vectors=vectors), strict=True))
+    return autotags_save(model_key=model_key, chosen=chosen)
+
+
+def autotags_save(*, model_key: str, chosen: Mapping[int, list[tuple[str, float]]]) -> int:
+    """Store ``chosen`` (image id -> ``(tag, score)`` pairs) as described in ``autotags_store``; one transaction."""
     with transaction.atomic():
         alive = set(Image.objects.select_for_update().filter(id__in=list(chosen)).values_list("id", flat=True))
         reviewed = {(row.image_id, row.tag): row for row in

@@ -103,6 +103,22 @@ def text_samples(*, seed: int = 0, per_setting: int = 1) -> list[TextSample]:
     return samples
 
 
+def clear_text_samples(*, seed: int = 0, count: int = 12) -> list[TextSample]:
+    """``count`` pictures of clear text (horizontal, black on white, ``CLEAR_MIN_SIZE`` pixels and up)."""
+    rng = random.Random(seed)
+    fonts = fonts_available()
+    samples = []
+    for i in range(count):
+        size = [s for s in SIZES if s >= CLEAR_MIN_SIZE][i % 3]
+        lines = [rng.sample(WORDS, rng.randint(2, 4)) for _ in range(rng.randint(1, 3))]
+        font = rng.choice(fonts)
+        _, colour, background = COLOUR_SCHEMES[0]
+        image = text_picture(lines=lines, size=size, colour=colour, background=background, font=font)
+        samples.append(TextSample(image, tuple(w for line in lines for w in line), size, COLOUR_SCHEMES[0][0], 0,
+                                  font.stem))  # fmt: skip
+    return samples
+
+
 def words_recalled(*, expected: tuple[str, ...], text: str) -> int:
     """How many of ``expected`` appear as whole words in ``text`` (case-insensitive, punctuation ignored)."""
     found = {"".join(ch for ch in token if ch.isalnum()) for token in text.lower().split()}
