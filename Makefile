@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format demo worker migrate bench-embed bench-index bench-search bench-load clean-data compose-check
+.PHONY: run test lint format demo worker migrate bench-embed bench-index bench-search bench-load bench-enrich clean-data compose-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-search: $(STAMP)
 
 bench-load: $(STAMP)
 	$(BIN)/python bench/load.py
+
+bench-enrich: $(STAMP)
+	$(BIN)/python bench/enrich.py
 
 ## Validate docker-compose.yml with .env.example (Compose v2 plugin, else Debian's docker-compose).
 compose-check:
