@@ -59,7 +59,7 @@ class AutoTagInline(admin.TabularInline):
 class PictureTextInline(admin.StackedInline):
     model = PictureText
     fields = ["status", "text", "engine", "error", "seconds", "updated_at"]
-    readonly_fields = fields
+    readonly_fields = ["status", "text", "engine", "error", "seconds", "updated_at"]
     extra = 0
     can_delete = False
     verbose_name_plural = "Text read from the picture"

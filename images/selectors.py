@@ -37,8 +37,8 @@ def image_list(
     for tag in tags:
         queryset = queryset.filter(_tag_q(tag))
     if uploader not in (None, ""):
-        text = str(uploader)
-        queryset = queryset.filter(Q(uploader__username=text) | (Q(uploader_id=int(text)) if text.isdigit() else Q()))
+        who = str(uploader)
+        queryset = queryset.filter(Q(uploader__username=who) | (Q(uploader_id=int(who)) if who.isdigit() else Q()))
     if format:
         queryset = queryset.filter(format__iexact=format)
     if status:

@@ -61,6 +61,8 @@ def test_search_filters_narrow_by_picture_text() -> None:
     # Then only the picture carrying it may be a hit
     assert matching == {closed.pk}
     assert set(image_list(text="bread").values_list("id", flat=True)) == {other.pk}
+    # And combined with another filter of the image list, both apply
+    assert set(image_list(text="bread", status="ready").values_list("id", flat=True)) == {other.pk}
 
 
 def test_an_ocr_crash_or_time_out_leaves_the_image_ready(settings) -> None:
