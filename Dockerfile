@@ -13,6 +13,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# Tesseract's English language data for reading text in pictures (tesserocr's wheel bundles the engine itself).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tesseract-ocr-eng \
+    && rm -rf /var/lib/apt/lists/*
+
 # The CPU build of torch first, from PyTorch's own index and for torch only (the default wheel bundles CUDA, several
 # GB), at the version requirements.txt pins; then everything else from PyPI, which finds torch already satisfied.
 # A GPU worker image swaps the first step for a CUDA build (see docs/operations.md).

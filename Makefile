@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format demo worker migrate bench-embed bench-index bench-search bench-load bench-ingest clean-data compose-check
+.PHONY: run test lint format demo worker migrate bench-embed bench-index bench-search bench-load bench-ingest bench-enrich clean-data compose-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ demo: migrate
 	SEMSEARCH_MODEL_ID=toy $(BIN)/python manage.py serve
 
 worker: $(STAMP)
-	$(BIN)/celery -A semsearch_site worker --beat --loglevel INFO --queues embed,index,default
+	$(BIN)/celery -A semsearch_site worker --beat --loglevel INFO --queues embed,index,enrich,default
 
 bench-embed: $(STAMP)
 	$(BIN)/python bench/embed.py
@@ -63,6 +63,9 @@ bench-load: $(STAMP)
 
 bench-ingest: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+bench-enrich: $(STAMP)
+	$(BIN)/python bench/enrich.py
 
 ## Validate docker-compose.yml with .env.example (Compose v2 plugin, else Debian's docker-compose).
 compose-check:

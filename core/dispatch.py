@@ -20,6 +20,9 @@ INDEX_BUILD = "workers.tasks.index_build"
 INDEX_COMPACT = "workers.tasks.index_compact"
 INDEX_RECONCILE = "workers.tasks.index_reconcile"
 INDEX_MODEL_SWITCH_STEP = "workers.tasks.index_model_switch_step"
+ENRICH_OCR = "workers.tasks.enrich_ocr"
+ENRICH_TAGS = "workers.tasks.enrich_tags"
+ENRICH_TAGS_RECOMPUTE = "workers.tasks.enrich_tags_recompute"
 
 
 def task_send(name: str, *, countdown: float | None = None, **kwargs: Any) -> None:

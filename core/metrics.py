@@ -21,6 +21,8 @@ IMAGES_EMBEDDED = Counter("semsearch_images_embedded_total", "Images embedded by
 EMBED_BATCH_SECONDS = Histogram(
     "semsearch_embed_batch_seconds", "Wall time of one embedding batch.", buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120)
 )
+OCR_PICTURES = Counter("semsearch_ocr_pictures_total", "Pictures read by OCR, by outcome.", ["status"])
+AUTOTAGS_PROPOSED = Counter("semsearch_autotags_proposed_total", "Automatic tags proposed, by model.", ["model_key"])
 TASK_SECONDS = Histogram(
     "semsearch_task_seconds",
     "Wall time of Celery tasks, by task name and final state.",

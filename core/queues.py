@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-QUEUES = ("embed", "index", "default")
+QUEUES = ("embed", "index", "enrich", "default")
 
 
 def queue_depths() -> dict[str, int]:

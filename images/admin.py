@@ -1,5 +1,5 @@
-"""Admin for the catalogue: list with thumbnails and status filters, multi-file and zip upload, re-embed and
-delete actions (files removed too), and a queue progress page."""
+"""Admin for the catalogue: list with thumbnails and status filters, multi-file and zip upload, re-embed, re-run
+enrichment and delete actions (files removed too), a queue progress page, and automatic tags to accept or reject."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from django.urls import path
 from django.utils.html import format_html
 
 from .formats import FORMAT_NAMES_TEXT
-from .models import Image, ImageStatus
+from .models import AutoTag, Image, ImageStatus, PictureText
 from .services import image_delete, images_reembed
+from .services.enrichment import autotag_review, enrichment_rerun
 from .services.uploads import UploadOutcome, uploaded_file_read, uploads_ingest
 
 
@@ -44,6 +45,30 @@ class UploadForm(forms.Form):
     tags = forms.CharField(required=False, help_text="Comma-separated.")
 
 
+class AutoTagInline(admin.TabularInline):
+    model = AutoTag
+    fields = ["tag", "confidence", "state", "model_key", "reviewed_by", "reviewed_at"]
+    readonly_fields = ["tag", "confidence", "model_key", "reviewed_by", "reviewed_at"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Automatic tags (set the state to accept or reject)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class PictureTextInline(admin.StackedInline):
+    model = PictureText
+    fields = ["status", "text", "engine", "error", "seconds", "updated_at"]
+    readonly_fields = ["status", "text", "engine", "error", "seconds", "updated_at"]
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Text read from the picture"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
     list_display = ["id", "preview", "title", "status_badge", "format", "width", "height", "uploader", "created_at"]
@@ -54,7 +79,8 @@ class ImageAdmin(admin.ModelAdmin):
                        "preview", "status", "failure_reason", "original", "thumbnail"]  # fmt: skip
     date_hierarchy = "created_at"
     list_per_page = 50
-    actions = ["reembed"]
+    actions = ["reembed", "rerun_ocr", "rerun_autotags"]
+    inlines = [AutoTagInline, PictureTextInline]
     change_list_template = "admin/images/image/change_list.html"
 
     @admin.display(description="Preview")
@@ -74,6 +100,16 @@ class ImageAdmin(admin.ModelAdmin):
     def reembed(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
         count = images_reembed(image_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{count} image(s) set to pending and queued for embedding.", messages.SUCCESS)
+
+    @admin.action(description="Read the text in the selected pictures again (OCR)", permissions=["change"])
+    def rerun_ocr(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        count = enrichment_rerun(image_ids=list(queryset.values_list("pk", flat=True)), ocr=True)
+        self.message_user(request, f"{count} image(s) queued for OCR.", messages.SUCCESS)
+
+    @admin.action(description="Recompute the automatic tags of the selected images", permissions=["change"])
+    def rerun_autotags(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        count = enrichment_rerun(image_ids=list(queryset.values_list("pk", flat=True)), tags=True)
+        self.message_user(request, f"{count} image(s) queued for automatic tagging.", messages.SUCCESS)
 
     def delete_model(self, request: HttpRequest, obj: Image) -> None:
         image_delete(image=obj)
@@ -109,3 +145,36 @@ class ImageAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
                    "results": results, "title": "Upload images"}  # fmt: skip
         return TemplateResponse(request, "admin/images/image/upload.html", context)
+
+
+@admin.register(AutoTag)
+class AutoTagAdmin(admin.ModelAdmin):
+    list_display = ["tag", "image", "confidence", "state", "model_key", "reviewed_by", "created_at"]
+    list_filter = ["state", "tag", "model_key"]
+    search_fields = ["tag"]
+    raw_id_fields = ["image"]
+    readonly_fields = ["image", "tag", "confidence", "model_key", "reviewed_by", "reviewed_at", "created_at"]
+    actions = ["accept", "reject"]
+
+    @admin.action(description="Accept the selected automatic tags", permissions=["change"])
+    def accept(self, request: HttpRequest, queryset: QuerySet[AutoTag]) -> None:
+        count = autotag_review(autotag_ids=list(queryset.values_list("pk", flat=True)), accept=True, user=request.user)
+        self.message_user(request, f"{count} automatic tag(s) accepted.", messages.SUCCESS)
+
+    @admin.action(description="Reject the selected automatic tags", permissions=["change"])
+    def reject(self, request: HttpRequest, queryset: QuerySet[AutoTag]) -> None:
+        count = autotag_review(autotag_ids=list(queryset.values_list("pk", flat=True)), accept=False, user=request.user)
+        self.message_user(request, f"{count} automatic tag(s) rejected.", messages.SUCCESS)
+
+
+@admin.register(PictureText)
+class PictureTextAdmin(admin.ModelAdmin):
+    list_display = ["image", "status", "short_text", "engine", "seconds", "updated_at"]
+    list_filter = ["status", "engine"]
+    search_fields = ["words"]
+    raw_id_fields = ["image"]
+    readonly_fields = ["image", "text", "words", "engine", "status", "error", "seconds", "updated_at"]
+
+    @admin.display(description="Text")
+    def short_text(self, obj: PictureText) -> str:
+        return obj.text[:80] or (f"failed: {obj.error[:60]}" if obj.error else "(no text)")

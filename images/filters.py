@@ -1,9 +1,11 @@
-"""The catalogue filters, defined once: tags, uploader, format, minimum size and date bounds.
+"""The catalogue filters, defined once: tags, uploader, format, minimum size, date bounds and text in the picture.
 
 The image list (REST), the search API, the web UI and ``SemanticSearcher`` all build a ``CatalogueFilters`` with
 ``catalogue_filters`` and apply it with ``image_filter``, so a filter means the same thing everywhere:
 
-* ``tags``: every listed tag, normalised exactly as stored tags are (``tag_normalise``), so ``Demo`` finds ``demo``.
+* ``tags``: every listed tag, normalised exactly as stored tags are (``tag_normalise``), so ``Demo`` finds ``demo``;
+  an automatic tag that nobody rejected counts too (``images.enrichment_filters.autotag_match_q``).
+* ``text``: text read from the picture, a substring, or whole words when "quoted" (``picture_text_filter``).
 * ``uploader``: a username, or a user id when the value is all digits (either matches).
 * ``formats``: any of these, named case-insensitively (``jpeg``, ``JPEG``); an unknown name is refused.
 * ``min_width`` / ``min_height``: at least this many pixels.
@@ -24,6 +26,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from core.errors import DomainError
+from images.enrichment_filters import autotag_match_q, picture_text_filter
 from images.formats import FORMAT_NAMES, FORMATS
 
 MAX_TAG_LENGTH = 64
@@ -46,11 +49,12 @@ class CatalogueFilters:
     formats: tuple[str, ...] = ()  # canonical names (JPEG, PNG, WebP, ...), any of
     min_width: int | None = None
     min_height: int | None = None
+    text: str = ""  # read from the picture (OCR): substring, or whole words when "quoted"
 
     @property
     def is_empty(self) -> bool:
         return not (self.created_after or self.created_before or self.tags or self.uploader or self.formats
-                    or self.min_width or self.min_height)  # fmt: skip
+                    or self.min_width or self.min_height or self.text)  # fmt: skip
 
 
 NO_FILTERS = CatalogueFilters()
@@ -84,6 +88,7 @@ def catalogue_filters(
     min_height: int | None = None,
     created_after: date | datetime | None = None,
     created_before: date | datetime | None = None,
+    text: str = "",
 ) -> CatalogueFilters:
     """Normalised filters from user values (strings or lists for ``tags`` and ``formats``; a ``date`` bound is a
     whole day). Raises ``FilterError`` for an unknown format. Pure."""
@@ -95,6 +100,7 @@ def catalogue_filters(
         formats=formats_normalise(formats),
         min_width=min_width or None,
         min_height=min_height or None,
+        text=" ".join((text or "").split())[:200],
     )
 
 
@@ -108,6 +114,7 @@ def catalogue_filters_from(*, params: Mapping[str, Any]) -> CatalogueFilters:
         min_height=params.get("min_height"),
         created_after=params.get("created_after"),
         created_before=params.get("created_before"),
+        text=params.get("text") or "",
     )
 
 
@@ -131,16 +138,19 @@ def image_filter(*, queryset: QuerySet, filters: CatalogueFilters) -> QuerySet:
         queryset = queryset.filter(height__gte=filters.min_height)
     for tag in filters.tags:
         queryset = _with_tag(queryset, tag)
+    if filters.text:
+        queryset = picture_text_filter(queryset=queryset, text=filters.text)
     return queryset
 
 
 def _with_tag(queryset: QuerySet, tag: str) -> QuerySet:
+    automatic = autotag_match_q(tag=tag)
     if connection.features.supports_json_field_contains:
-        return queryset.filter(tags__contains=[tag])
+        return queryset.filter(Q(tags__contains=[tag]) | automatic)
     # SQLite has no JSON containment lookup; json_each walks the stored list instead.
     table = queryset.model._meta.db_table
     sql = f'SELECT "{table}"."id" FROM "{table}", json_each("{table}"."tags") WHERE json_each.value = %s'
-    return queryset.filter(id__in=RawSQL(sql, [tag]))
+    return queryset.filter(Q(id__in=RawSQL(sql, [tag])) | automatic)
 
 
 def _split(values: Iterable[str] | str | None) -> list[str]:

@@ -68,3 +68,67 @@ class ImportedFile(models.Model):
 
     def __str__(self) -> str:
         return self.path
+
+
+class AutoTagState(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class AutoTag(models.Model):
+    """A tag the search model proposed for an image (zero-shot), kept apart from the tags people gave it.
+
+    One row per (image, tag): a person's accept/reject is about the picture, so it survives a model switch (the
+    new model only refreshes ``confidence`` and ``model_key``). Proposed and accepted tags count in tag filters;
+    rejected ones never do and are never proposed again.
+    """
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="auto_tags")
+    tag = models.CharField(max_length=100)
+    confidence = models.FloatField(help_text="The score that cleared the tag's threshold (its scale: see vocabulary).")
+    model_key = models.CharField(max_length=255, help_text="The model that proposed it last.")
+    state = models.CharField(max_length=16, choices=AutoTagState.choices, default=AutoTagState.PROPOSED)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["image", "-confidence"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "tag"], name="autotag_unique_image_tag"),
+            models.CheckConstraint(condition=models.Q(state__in=AutoTagState.values), name="autotag_state_valid"),
+        ]
+        indexes = [models.Index(fields=["tag", "state"])]
+
+    def __str__(self) -> str:
+        return f"{self.tag} ({self.state}, {self.confidence:.2f}) on image {self.image_id}"
+
+
+class PictureTextStatus(models.TextChoices):
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class PictureText(models.Model):
+    """Text read from the picture (OCR). ``words`` is the lower-cased words joined by single spaces between two
+    spaces, so whole-word (`` exit ``) and substring (``exi``) matches are plain ``LIKE`` lookups on any database."""
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="picture_text")
+    text = models.TextField(blank=True)
+    words = models.TextField(blank=True)
+    engine = models.CharField(max_length=100, help_text="OCR engine and version, e.g. tesseract 5.5.4 (eng).")
+    status = models.CharField(max_length=16, choices=PictureTextStatus.choices)
+    error = models.TextField(blank=True)
+    seconds = models.FloatField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(status__in=PictureTextStatus.values), name="picturetext_status")
+        ]
+
+    def __str__(self) -> str:
+        return f"text of image {self.image_id} ({self.status})"

@@ -37,3 +37,11 @@ def image_status_counts() -> dict[str, int]:
 def image_source_urls() -> set[str]:
     """Every recorded source URL (what a CSV import skips on a re-run)."""
     return set(Image.objects.exclude(source_url="").values_list("source_url", flat=True))
+
+
+def images_for_ocr(*, force: bool = False) -> list[int]:
+    """Ids of ready images that have no text read yet (with ``force``: every ready image), oldest first."""
+    queryset = Image.objects.filter(status=ImageStatus.READY)
+    if not force:
+        queryset = queryset.filter(picture_text__isnull=True)
+    return list(queryset.order_by("id").values_list("id", flat=True))

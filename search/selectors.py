@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 
 from core.queues import queue_depths
-from images.models import Image, ImageStatus
+from images.models import AutoTag, AutoTagState, Image, ImageStatus, PictureText
 from images.selectors import image_status_counts
+from images.services.ocr import ocr_status
 from search.embeddings import encoder_status
 from search.models import Embedding
 from search.state import active_model, snapshot_latest
@@ -23,6 +25,14 @@ def images_recent(*, limit: int) -> list[Image]:
     return list(
         Image.objects.filter(status=ImageStatus.READY).select_related("uploader").order_by("-created_at", "-id")[:limit]
     )
+
+
+def image_enrichment(*, image: Image) -> dict[str, Any]:
+    """``picture_text`` (the ``PictureText`` row or None) and ``auto_tags`` (best first, rejected ones last) of
+    ``image``, for its page. Two queries."""
+    text = PictureText.objects.filter(image=image).first()
+    tags = sorted(AutoTag.objects.filter(image=image), key=lambda t: (t.state == AutoTagState.REJECTED, -t.confidence))
+    return {"picture_text": text, "auto_tags": tags}
 
 
 def active_model_status() -> dict[str, Any]:
@@ -49,8 +59,8 @@ def embedding_progress(*, model_key: str, pending: int) -> dict[str, Any]:
 
 
 def system_status() -> dict[str, Any]:
-    """Model, index, image counts, embedding progress and queue depths; never raises because one part is
-    unavailable."""
+    """Model, index, image counts, embedding progress, queue depths and enrichment (OCR available or why not);
+    never raises because one part is unavailable."""
     model = active_model_status()
     snapshot = snapshot_latest(model_key=model["model_key"])
     counts = image_status_counts()
@@ -66,4 +76,8 @@ def system_status() -> dict[str, Any]:
         "images": counts,
         "embedding": embedding_progress(model_key=model["model_key"], pending=counts[ImageStatus.PENDING]),
         "queues": queue_depths(),
+        "enrichment": {
+            "ocr": ocr_status(),
+            "autotags": {"enabled": settings.SEMSEARCH_AUTOTAGS, "vocabulary": settings.SEMSEARCH_AUTOTAG_VOCABULARY},
+        },
     }

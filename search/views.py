@@ -1,4 +1,5 @@
-"""Server-rendered pages: the search page (text, picture, filters, pages) and the image detail page.
+"""Server-rendered pages: the search page (text, picture, filters, pages), the image detail page (with its text and
+automatic tags), and staff review of automatic tags.
 
 Thin: parameters are checked by the REST API's serializers, searches run through ``search_run``, and every domain
 error becomes a message on the page (with its 4xx/503 status), never a 500.
@@ -10,24 +11,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from core.errors import DomainError
 from images.api.permissions import reading_allowed, remote_fetch_check
 from images.formats import FORMAT_NAMES
-from images.models import Image, ImageStatus
+from images.models import AutoTag, Image, ImageStatus
+from images.services.enrichment import autotag_review
 from search.api.serializers import SearchParamsSerializer
 from search.query import QueryTerm, SearchHit, query_parse
 from search.query.params import search_query_from_params
-from search.selectors import images_recent, system_status
+from search.selectors import image_enrichment, images_recent, system_status
 from search.services.query_pictures import query_picture_load, query_picture_store
 from search.services.search import search_run
 
-FILTER_FIELDS = ("tags", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
+FILTER_FIELDS = ("tags", "text", "uploader", "format", "min_width", "min_height", "created_after", "created_before")
 OPTION_FIELDS = ("min_score", "relative_margin", "sort", "collapse")
 RECENT_COUNT = 12
 
@@ -114,7 +117,7 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if _login_needed(request):
         return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     image = get_object_or_404(Image.objects.select_related("uploader"), pk=pk, status=ImageStatus.READY)
-    context: dict[str, Any] = {"status": system_status(), "image": image}
+    context: dict[str, Any] = {"status": system_status(), "image": image, **image_enrichment(image=image)}
     try:
         query = search_query_from_params(
             params={"limit": 12},
@@ -126,3 +129,13 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
     except DomainError as error:
         context["similar_error"] = error.message
     return render(request, "search/image_detail.html", context)
+
+
+@require_POST
+@staff_member_required
+def autotag_review_post(request: HttpRequest, pk: int, tag_pk: int) -> HttpResponse:
+    """Staff: accept (``decision=accept``) or reject an automatic tag of image ``pk``, then back to its page."""
+    if not AutoTag.objects.filter(pk=tag_pk, image_id=pk).exists():
+        raise Http404("No such automatic tag on this image.")
+    autotag_review(autotag_ids=[tag_pk], accept=request.POST.get("decision") == "accept", user=request.user)
+    return HttpResponseRedirect(reverse("image-detail", args=[pk]), status=303)

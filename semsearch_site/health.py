@@ -54,10 +54,21 @@ READINESS_CHECKS: dict[str, Callable[[], str | None]] = {
 }
 
 
+def _optional_ocr() -> dict[str, object]:
+    from images.services.ocr import ocr_status
+
+    return ocr_status()
+
+
+# Optional parts: reported under "optional" (available or not, and why) without making the service unready.
+OPTIONAL_CHECKS: dict[str, Callable[[], dict[str, object]]] = {"ocr": _optional_ocr}
+
+
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when every part can serve, else 503; the body names each part's state and, if not ready, why (the
-    reasons only to signed-in users when reading is private: they name models and hosts)."""
+    reasons only to signed-in users when reading is private: they name models and hosts). Optional parts (OCR) are
+    listed under ``optional`` with ``available`` and a ``reason``; they never cause a 503."""
     explain = settings.SEMSEARCH_SEARCH_PUBLIC or request.user.is_authenticated
     checks: dict[str, dict[str, object]] = {}
     for name, check in READINESS_CHECKS.items():
@@ -67,4 +78,12 @@ def readyz(request: HttpRequest) -> JsonResponse:
             problem = f"{type(exc).__name__}: {exc}"
         checks[name] = {"ready": problem is None, **({"reason": problem} if problem and explain else {})}
     ready = all(check["ready"] for check in checks.values())
-    return JsonResponse({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    optional: dict[str, dict[str, object]] = {}
+    for name, report in OPTIONAL_CHECKS.items():
+        try:
+            optional[name] = report()
+        except Exception as exc:  # as above: reported, never raised
+            optional[name] = {"available": False, "reason": f"{type(exc).__name__}: {exc}"}
+        if not explain:
+            optional[name].pop("reason", None)
+    return JsonResponse({"ready": ready, "checks": checks, "optional": optional}, status=200 if ready else 503)

@@ -172,6 +172,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "workers.tasks.embed_*": {"queue": "embed"},
     "workers.tasks.index_*": {"queue": "index"},
+    "workers.tasks.enrich_*": {"queue": "enrich"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -280,6 +281,18 @@ SEMSEARCH_PENDING_REQUEUE_MINUTES = env.int("SEMSEARCH_PENDING_REQUEUE_MINUTES",
 SEMSEARCH_RECONCILE_SECONDS = env.int("SEMSEARCH_RECONCILE_SECONDS", default=300)
 # A Celery worker serves its own /metrics (task timings, embedding throughput) on this port; 0: off.
 SEMSEARCH_WORKER_METRICS_PORT = env.int("SEMSEARCH_WORKER_METRICS_PORT", default=0)
+
+# Enrichment after embedding (docs/enrichment.md): automatic tags from the search model, text read from the picture.
+SEMSEARCH_AUTOTAGS = env.bool("SEMSEARCH_AUTOTAGS", default=True)
+# "auto": the toy vocabulary for the toy model, the everyday one otherwise; or a name in search/enrichment/
+# vocabularies, or a path to a vocabulary file.
+SEMSEARCH_AUTOTAG_VOCABULARY = env.str("SEMSEARCH_AUTOTAG_VOCABULARY", default="auto")
+SEMSEARCH_AUTOTAG_MAX_PER_IMAGE = env.int("SEMSEARCH_AUTOTAG_MAX_PER_IMAGE", default=10)
+SEMSEARCH_OCR = env.bool("SEMSEARCH_OCR", default=True)
+SEMSEARCH_OCR_LANGUAGES = env.str("SEMSEARCH_OCR_LANGUAGES", default="eng")
+SEMSEARCH_OCR_TESSDATA = env.str("SEMSEARCH_OCR_TESSDATA", default="")
+SEMSEARCH_OCR_TIMEOUT_SECONDS = env.float("SEMSEARCH_OCR_TIMEOUT_SECONDS", default=20.0)
+SEMSEARCH_OCR_MAX_SIDE = env.int("SEMSEARCH_OCR_MAX_SIDE", default=2000)
 
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {"task": "workers.tasks.index_reconcile", "schedule": SEMSEARCH_RECONCILE_SECONDS},

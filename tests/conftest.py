@@ -15,6 +15,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from core.queues import QUEUES
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SERVICE_MODE = bool(os.environ.get("DATABASE_URL")) and bool(os.environ.get("REDIS_URL"))
@@ -116,7 +118,7 @@ class WorkerProcess:
 @pytest.fixture
 def celery_worker_process(transactional_db: None) -> Iterator[WorkerProcess]:
     """A started worker on every queue using the toy model; committed rows are visible to it."""
-    worker = WorkerProcess("embed,index,fetch,default", {"SEMSEARCH_MODEL_ID": "toy"})
+    worker = WorkerProcess(",".join(QUEUES), {"SEMSEARCH_MODEL_ID": "toy"})
     worker.start()
     try:
         yield worker

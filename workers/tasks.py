@@ -12,12 +12,16 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import dispatch
+from images.services.ocr import OcrUnavailableError
+from images.services.picture_text import picture_text_compute
 from search.embeddings import ModelUnavailableError
+from search.enrichment import autotags_compute, autotags_recompute
 from search.index import compaction_signal
 from search.index import index_build as build
 from search.index import index_compact as compact
@@ -37,6 +41,8 @@ RETRY: dict[str, Any] = {
     "max_retries": 8,
 }
 SWITCH_STEP_SECONDS = 5
+# OCR is optional: a missing engine is logged and the message dropped (``/readyz`` says why), never retried forever.
+ENRICH_RETRY: dict[str, Any] = {**RETRY, "max_retries": 3}
 
 
 @shared_task(name=dispatch.EMBED_IMAGES, **RETRY)
@@ -74,3 +80,29 @@ def index_model_switch_step() -> dict[str, Any]:
     if result["status"] in ("embedding", "building"):
         dispatch.task_send(dispatch.INDEX_MODEL_SWITCH_STEP, countdown=SWITCH_STEP_SECONDS)
     return result
+
+
+@shared_task(name=dispatch.ENRICH_OCR, **ENRICH_RETRY)
+def enrich_ocr(image_ids: list[int], force: bool = False) -> dict[str, Any]:
+    """Read the text in these pictures (``enrich`` queue); a picture that fails gets a failed text row, no more."""
+    try:
+        return picture_text_compute(image_ids=image_ids, force=force)
+    except OcrUnavailableError as exc:
+        logger.warning("OCR skipped for %d image(s): %s", len(image_ids), exc)
+        return {"read": 0, "failed": 0, "skipped": len(image_ids), "unavailable": str(exc)}
+
+
+@shared_task(name=dispatch.ENRICH_TAGS, **ENRICH_RETRY)
+def enrich_tags(image_ids: list[int]) -> dict[str, Any]:
+    """Re-propose the automatic tags of these images from their stored vectors of the active model."""
+    if not settings.SEMSEARCH_AUTOTAGS:
+        return {"proposed": 0, "skipped": len(image_ids)}
+    return {"proposed": autotags_compute(image_ids=image_ids)}
+
+
+@shared_task(name=dispatch.ENRICH_TAGS_RECOMPUTE, **ENRICH_RETRY)
+def enrich_tags_recompute(model_key: str | None = None) -> dict[str, Any]:
+    """After a model switch: re-propose every ready image's automatic tags with the now active model's vectors."""
+    if not settings.SEMSEARCH_AUTOTAGS:
+        return {"proposed": 0, "skipped": "SEMSEARCH_AUTOTAGS is off"}
+    return autotags_recompute(model_key=model_key)

@@ -106,6 +106,10 @@ class CatalogueFilterSerializer(StrictParamsMixin, serializers.Serializer):
     min_height = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1_000_000)
     created_after = BoundField(help_text="Added at or after; YYYY-MM-DD (from the start of that day) or ISO 8601.")
     created_before = BoundField(help_text="Added before; YYYY-MM-DD (that day included) or ISO 8601 (exclusive).")
+    text = serializers.CharField(
+        required=False, allow_blank=True, max_length=200,
+        help_text='Text read from the picture: a substring, case-insensitive; "quoted" for whole words.',
+    )  # fmt: skip
 
 
 class ImageOutputSerializer(serializers.ModelSerializer):

@@ -38,6 +38,9 @@ class StatusOutputSerializer(serializers.Serializer):
         help_text="images_per_s (over the last minute), pending, eta_seconds (null when nothing is being embedded)"
     )
     queues = serializers.DictField(child=serializers.IntegerField(), help_text="Messages waiting per queue")
+    enrichment = serializers.DictField(
+        help_text="ocr: enabled, available, engine, reason (why not); autotags: enabled, vocabulary"
+    )
 
 
 class _SearchAPIView(CredentialsNeededMixin, APIView):

@@ -19,6 +19,7 @@ from core.metrics import EMBED_BATCH_SECONDS, IMAGES_EMBEDDED
 from images.models import Image, ImageStatus
 from images.services.storage import media_file_exists, media_source
 from search.embeddings import get_encoder
+from search.enrichment import enrichment_after_embedding
 from search.models import Embedding
 from search.state import UnknownModelError, active_model_key, model_source
 
@@ -176,6 +177,7 @@ def _embed_claimed(
     for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=size):
         if ids:
             stored = _store_batch(model_key=model_key, ids=list(ids), vectors=vectors, mark_ready=mark_ready)
+            enrichment_after_embedding(model_key=model_key, image_ids=list(ids), vectors=vectors, active=mark_ready)
             result["embedded"] += stored
             IMAGES_EMBEDDED.labels(model_key=model_key).inc(stored)
         failures.extend(errors)

@@ -16,7 +16,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from core.dispatch import INDEX_MODEL_SWITCH_STEP, task_send_on_commit
+from core.dispatch import ENRICH_TAGS_RECOMPUTE, INDEX_MODEL_SWITCH_STEP, task_send, task_send_on_commit
 from core.errors import DomainError
 from images.services import image_embedding_enqueue
 from search.embeddings import model_key_for
@@ -114,6 +114,7 @@ def model_switch_step() -> dict[str, Any]:
         else:
             return {"status": "building", "model_key": key}
     active_model_key_forget()
+    task_send(ENRICH_TAGS_RECOMPUTE, model_key=key)  # automatic tags follow the model that now serves searches
     logger.info("model switch complete: %s is now active", key)
     return {"status": "activated", "model_key": key}
 

@@ -274,7 +274,7 @@ def start_web(
     return web
 
 
-def start_worker(env: dict[str, str], *, queues: str = "embed,index,fetch,default", concurrency: int = 1,
+def start_worker(env: dict[str, str], *, queues: str = "embed,index,fetch,enrich,default", concurrency: int = 1,
                  timeout: float = 90, name: str = "worker", beat: bool = False,
                  app: str = "semsearch_site") -> ManagedProcess:  # fmt: skip
     """A real Celery worker (prefork) on ``queues`` (with the beat scheduler if ``beat``); returns once it logged

@@ -10,6 +10,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from core.queues import QUEUES
+
 
 class Command(BaseCommand):
     help = "Start the web server and a background worker (with the periodic scheduler); stop both on Ctrl+C."
@@ -25,7 +27,7 @@ class Command(BaseCommand):
         python = sys.executable
         worker = subprocess.Popen(
             [python, "-m", "celery", "-A", "semsearch_site", "worker", "--beat", "--loglevel", "INFO",
-             "--queues", "embed,index,default", "--concurrency", str(options["worker_concurrency"]),
+             "--queues", ",".join(QUEUES), "--concurrency", str(options["worker_concurrency"]),
              "--without-gossip", "--without-mingle"],
         )  # fmt: skip
         web = subprocess.Popen(
