@@ -7,6 +7,7 @@ from django.db import connection
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from images.filters import catalogue_filters
 from images.models import Image, ImageStatus, PictureText, PictureTextStatus
 from images.selectors import image_list
 from images.services.picture_text import picture_text_compute
@@ -60,9 +61,12 @@ def test_search_filters_narrow_by_picture_text() -> None:
     matching = set(filters_queryset(filters=SearchFilters(text="sunday")).values_list("id", flat=True))
     # Then only the picture carrying it may be a hit
     assert matching == {closed.pk}
-    assert set(image_list(text="bread").values_list("id", flat=True)) == {other.pk}
+    assert set(image_list(filters=catalogue_filters(text="bread")).values_list("id", flat=True)) == {other.pk}
     # And combined with another filter of the image list, both apply
-    assert set(image_list(text="bread", status="ready").values_list("id", flat=True)) == {other.pk}
+    png = image_list(filters=catalogue_filters(text="bread", formats="PNG"), status="ready")
+    jpeg = image_list(filters=catalogue_filters(text="bread", formats="JPEG"), status="ready")
+    assert set(png.values_list("id", flat=True)) == {other.pk}
+    assert not jpeg.exists()  # (the pictures are stored as PNG)
 
 
 def test_an_ocr_crash_or_time_out_leaves_the_image_ready(settings) -> None:

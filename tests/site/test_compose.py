@@ -78,7 +78,7 @@ def test_workers_consume_the_documented_queues(compose):
     other = " ".join(services["worker"]["command"])
     assert "--queues embed " in embed
     assert "nproc" in embed  # pool sized to the cores by default
-    assert "--queues index,default " in other
+    assert "--queues index,enrich,default " in other
     assert "gunicorn.conf.py" in services["web"]["command"]
     assert services["web"]["environment"]["PROMETHEUS_MULTIPROC_DIR"]
 
