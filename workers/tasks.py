@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import dispatch
 from images.services.ocr import OcrUnavailableError
-from images.services.picture_text import picture_text_compute
+from images.services.picture_text import picture_text_compute, picture_text_should_wait
 from search.embeddings import ModelUnavailableError
 from search.enrichment import autotags_compute, autotags_recompute
 from search.index import compaction_signal
@@ -43,6 +43,8 @@ RETRY: dict[str, Any] = {
 SWITCH_STEP_SECONDS = 5
 # OCR is optional: a missing engine is logged and the message dropped (``/readyz`` says why), never retried forever.
 ENRICH_RETRY: dict[str, Any] = {**RETRY, "max_retries": 3}
+OCR_DEFER_SECONDS = 5
+OCR_MAX_DEFERRALS = 120  # ten minutes of embedding backlog; then the text is read regardless
 
 
 @shared_task(name=dispatch.EMBED_IMAGES, **RETRY)
@@ -83,8 +85,14 @@ def index_model_switch_step() -> dict[str, Any]:
 
 
 @shared_task(name=dispatch.ENRICH_OCR, **ENRICH_RETRY)
-def enrich_ocr(image_ids: list[int], force: bool = False) -> dict[str, Any]:
-    """Read the text in these pictures (``enrich`` queue); a picture that fails gets a failed text row, no more."""
+def enrich_ocr(image_ids: list[int], force: bool = False, deferrals: int = 0) -> dict[str, Any]:
+    """Read the text in these pictures (``enrich`` queue); a picture that fails gets a failed text row, no more.
+    While images wait for their embedding the task sends itself again a few seconds later (at most
+    ``OCR_MAX_DEFERRALS`` times), so reading text never takes the CPU from making images searchable."""
+    if deferrals < OCR_MAX_DEFERRALS and picture_text_should_wait():
+        dispatch.task_send(dispatch.ENRICH_OCR, countdown=OCR_DEFER_SECONDS, image_ids=image_ids, force=force,
+                           deferrals=deferrals + 1)  # fmt: skip
+        return {"read": 0, "failed": 0, "skipped": 0, "deferred": len(image_ids)}
     try:
         return picture_text_compute(image_ids=image_ids, force=force)
     except OcrUnavailableError as exc:

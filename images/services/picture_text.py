@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 
 from core.metrics import OCR_PICTURES
-from images.models import Image, PictureText, PictureTextStatus
+from images.models import Image, ImageStatus, PictureText, PictureTextStatus
 from images.services.decoding import decode_image
 from images.services.ocr import OcrUnavailableError, ocr_engine_name, ocr_read
 from images.services.storage import media_source
@@ -22,6 +22,12 @@ def picture_text_words(*, text: str) -> str:
     words = ("".join(ch for ch in token if ch.isalnum()) for token in text.lower().split())
     joined = " ".join(word for word in words if word)
     return f" {joined} " if joined else ""
+
+
+def picture_text_should_wait() -> bool:
+    """Whether reading text should wait: images are still waiting for their embedding. On a worker that serves
+    both queues, OCR then yields the CPU so that it never delays an image becoming searchable. One indexed query."""
+    return Image.objects.filter(status=ImageStatus.PENDING).exists()
 
 
 def picture_text_compute(*, image_ids: Sequence[int], force: bool = False) -> dict[str, Any]:
@@ -59,7 +65,8 @@ def _read_one(*, image: Image, engine: str) -> dict[str, Any]:
         if source is None:
             raise FileNotFoundError(f"the original file {image.original.name or '(none)'} is missing")
         data = source if isinstance(source, bytes) else _read_file(source)
-        reading = ocr_read(picture=decode_image(data).image)
+        # JPEGs decode at a reduced scale straight away: OCR reads at most SEMSEARCH_OCR_MAX_SIDE pixels anyway.
+        reading = ocr_read(picture=decode_image(data, max_side=settings.SEMSEARCH_OCR_MAX_SIDE).image)
     except OcrUnavailableError:
         raise
     except Exception as exc:  # one unreadable picture never fails the image or the batch

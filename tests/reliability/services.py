@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from core.queues import QUEUES
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
@@ -274,7 +276,7 @@ def start_web(
     return web
 
 
-def start_worker(env: dict[str, str], *, queues: str = "embed,index,fetch,enrich,default", concurrency: int = 1,
+def start_worker(env: dict[str, str], *, queues: str = ",".join(QUEUES), concurrency: int = 1,
                  timeout: float = 90, name: str = "worker", beat: bool = False,
                  app: str = "semsearch_site") -> ManagedProcess:  # fmt: skip
     """A real Celery worker (prefork) on ``queues`` (with the beat scheduler if ``beat``); returns once it logged
