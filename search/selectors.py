@@ -13,7 +13,7 @@ from core.queues import queue_depths
 from images.models import AutoTag, AutoTagState, Image, ImageStatus, PictureText
 from images.selectors import image_status_counts
 from images.services.ocr import ocr_status
-from search.embeddings import encoder_status
+from search.embeddings import ModelUnavailableError, encoder_status
 from search.models import Embedding
 from search.state import active_model, snapshot_latest
 
@@ -36,8 +36,12 @@ def image_enrichment(*, image: Image) -> dict[str, Any]:
 
 
 def active_model_status() -> dict[str, Any]:
-    """``encoder_status`` of the model searches use (``active_model``: the same id and revision they load)."""
-    active = active_model()
+    """``encoder_status`` of the model searches use (``active_model``: the same id and revision they load); a
+    configured model whose key cannot be known (its folder is missing) is reported with ``model_key`` None."""
+    try:
+        active = active_model()
+    except ModelUnavailableError:
+        return encoder_status(settings.SEMSEARCH_MODEL_ID, settings.SEMSEARCH_MODEL_REVISION)
     return encoder_status(active.model_id, active.revision)
 
 

@@ -44,6 +44,16 @@ def _clean_broker() -> None:
             message.unlink(missing_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def _forget_active_model() -> Iterator[None]:
+    """Each test resolves the active model afresh: the per-process cache (one second) must not leak between tests."""
+    from search.state import active_model_key_forget
+
+    active_model_key_forget()
+    yield
+    active_model_key_forget()
+
+
 class WorkerProcess:
     """A real ``celery worker`` subprocess bound to the test database, media and index folders."""
 
