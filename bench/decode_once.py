@@ -72,12 +72,15 @@ def main() -> int:
         image.load()
         return image.convert("RGB")
 
-    def thumbnail(image: Image.Image) -> bytes:
+    def thumbnail(image: Image.Image, method: int = 2) -> bytes:
         thumb = image.copy()
         thumb.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS, reducing_gap=3.0)  # as thumbnail_render
         buffer = io.BytesIO()
-        thumb.save(buffer, "WEBP", quality=82, method=4)
+        thumb.save(buffer, "WEBP", quality=82, method=method)
         return buffer.getvalue()
+
+    def lean(data: bytes) -> bytes:  # decode at ≥ the thumbnail's size, WebP method 0
+        return thumbnail(decode(data, THUMB), method=0)
 
     def model_input(image: Image.Image) -> Image.Image:
         return load_rgb(image, spec)
@@ -93,6 +96,7 @@ def main() -> int:
                       "worker": lambda d: model_input(Image.open(io.BytesIO(thumbnail(decode(d, 2 * THUMB)))))},
         "prepared": {"upload": lambda d: (lambda im: (thumbnail(im), png(model_input(im))))(decode(d, 2 * THUMB)),
                      "worker": lambda d: Image.open(io.BytesIO(png(model_input(decode(d, 2 * THUMB))))).convert("RGB")},
+        "thumbnail_lean": {"upload": lean, "worker": lambda d: model_input(Image.open(io.BytesIO(lean(d))))},
         "worker_once": {"upload": lambda d: decode(d, 0, validate_only=True),
                         "worker": lambda d: (lambda im: (thumbnail(im), model_input(im))[1])(decode(d, 2 * THUMB))},
     }  # fmt: skip
@@ -101,12 +105,14 @@ def main() -> int:
         "current": lambda d: d,
         "thumbnail": lambda d: thumbnail(decode(d, 2 * THUMB)),
         "prepared": lambda d: png(model_input(decode(d, 2 * THUMB))),
+        "thumbnail_lean": lean,
         "worker_once": lambda d: d,
     }
     worker_timed: dict[str, Callable[[Any], Any]] = {
         "current": lambda blob: load_rgb(blob, spec),
         "thumbnail": lambda blob: model_input(Image.open(io.BytesIO(blob))),
         "prepared": lambda blob: Image.open(io.BytesIO(blob)).convert("RGB"),
+        "thumbnail_lean": lambda blob: model_input(Image.open(io.BytesIO(blob))),
         "worker_once": options["worker_once"]["worker"],
     }
 

@@ -87,7 +87,10 @@ def image_prepare(*, data: bytes) -> PreparedImage:
 
     Raises ``ImageRejectedError``. Touches no database, so it is safe in worker threads. Idempotent.
     """
-    decoded = decode_image(data, max_side=2 * int(settings.SEMSEARCH_THUMBNAIL_SIZE))
+    # JPEGs decode at the smallest DCT scale that still covers the thumbnail (a 1024×768 photo at 512×384): a third
+    # of the CPU of decoding at twice its size, and the vectors made from the thumbnail stay as close to the
+    # original's (bench/decode_once.py, option thumbnail_lean).
+    decoded = decode_image(data, max_side=int(settings.SEMSEARCH_THUMBNAIL_SIZE))
     content_hash = hashlib.sha256(data).hexdigest()
     original_name = media_name(kind="originals", content_hash=content_hash, ext=BY_NAME[decoded.format].extension)
     thumbnail_name = media_name(kind="thumbnails", content_hash=content_hash, ext=THUMBNAIL_EXT)

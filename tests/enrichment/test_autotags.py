@@ -162,3 +162,36 @@ def test_tagging_switched_off_proposes_nothing(settings) -> None:
     embedding_compute(image_ids=[image.pk for image, _ in stored])
     assert not AutoTag.objects.exists()
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
+
+
+def test_tag_text_vectors_are_the_normalised_mean_of_each_tags_prompts_from_one_encoder_call() -> None:
+    # Given the toy vocabulary and the toy encoder, counting its calls
+    import numpy as np
+
+    from search.embeddings import get_encoder
+    from search.enrichment.tagging import text_vectors_compute
+    from search.enrichment.vocabulary import vocabulary_load, vocabulary_path
+
+    vocabulary = vocabulary_load(path=vocabulary_path(model_id="toy"))
+    encoder = get_encoder("toy")
+    calls = []
+
+    class Counting:
+        def encode_texts(self, texts):
+            calls.append(len(texts))
+            return encoder.encode_texts(texts)
+
+    # When the tag vectors are computed
+    matrix = text_vectors_compute(vocabulary=vocabulary, encoder=Counting())
+
+    # Then all prompts went in one call, and each row is its tag's prompts' normalised mean (cosine, since
+    # dynamic int8 quantises each batch's activations together)
+    assert calls == [sum(len(group.templates) * len(group.tags) for group in vocabulary.groups)]
+    assert matrix.shape == (len(vocabulary.tags), encoder.dimension)
+    row = 0
+    for group in vocabulary.groups:
+        for _, phrase in group.tags:
+            mean = encoder.encode_texts(vocabulary.prompts(group, phrase)).mean(axis=0)
+            assert float(matrix[row] @ (mean / np.linalg.norm(mean))) >= 0.999
+            assert abs(float(np.linalg.norm(matrix[row])) - 1.0) < 1e-5
+            row += 1
