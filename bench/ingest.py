@@ -348,8 +348,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000, help="pictures in the bulk upload (default 2000)")
     parser.add_argument("--latency-samples", type=int, default=20, help="single uploads timed (default 20)")
-    parser.add_argument("--modes", default="embedded,service",
-                        help="comma-separated: embedded, service; empty for the folder import alone")
+    parser.add_argument(
+        "--modes",
+        default="embedded,service",
+        help="comma-separated: embedded, service; empty for the folder import alone",
+    )
     parser.add_argument("--no-folder", action="store_true", help="skip the import_images --dir run")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (worker and model)")
     parser.add_argument("--batch-size", type=int, default=16, help="SEMSEARCH_EMBED_BATCH_SIZE")
@@ -359,9 +362,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
-    if (not modes and args.no_folder) or set(modes) - {"embedded", "service"} or min(args.images, args.latency_samples) < 1:
-        parser.error("--modes takes embedded and/or service (or nothing, for the folder import alone); --images and "
-                     "--latency-samples must be positive")
+    unknown = set(modes) - {"embedded", "service"}
+    if (not modes and args.no_folder) or unknown or min(args.images, args.latency_samples) < 1:
+        parser.error(
+            "--modes takes embedded and/or service (or nothing, for the folder import alone); --images and "
+            "--latency-samples must be positive"
+        )
     import torch
 
     work = args.workdir or make_tempdir("semsearch-ingest-")
