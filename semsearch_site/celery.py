@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
+from kombu import Queue
+
+from core.queues import QUEUES
 
 from .bootstrap import data_dir_prepare
 
@@ -25,6 +28,8 @@ if "celery" in (_program.name, _program.parent.name):  # a worker or beat starti
 
 app = Celery("semsearch")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Every queue declared: a worker started without ``--queues`` consumes all of them, not only ``default``.
+app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.autodiscover_tasks(["workers"])
 
 logger = logging.getLogger("semsearch.task")

@@ -35,3 +35,14 @@ def test_eager_mode_runs_the_named_task_inline() -> None:
         current_app.conf.task_always_eager = False
     # Then it ran here, at once: the snapshot exists
     assert IndexSnapshot.objects.get(model_key="eager-model").vector_count == 3
+
+
+def test_a_worker_started_without_queues_consumes_every_queue() -> None:
+    # Given the app as `celery -A semsearch_site worker` (no --queues) configures it
+    from core.queues import QUEUES
+    from semsearch_site.celery import app
+
+    # Then every queue a task is routed to is declared, so the worker consumes them all
+    assert set(app.amqp.queues) == set(QUEUES)
+    assert {app.amqp.router.route({}, name)["queue"].name for name in (dispatch.EMBED_IMAGES, dispatch.INDEX_BUILD,
+            dispatch.ENRICH_OCR, "workers.tasks.something_else")} == set(QUEUES)  # fmt: skip
