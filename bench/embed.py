@@ -11,7 +11,11 @@ Model: the real ViT-B/32 CLIP architecture with random weights (``CLIPConfig()``
 - *model-only*: forward passes on ready tensors at the best batch size, for each precision;
 - *ours*: ``Encoder.encode_image_batches`` from JPEG bytes to normalised vectors, in the shipped precision;
 - *text*: one 6-word query, ours (real tokens, shipped precision) vs padded to 77 tokens in fp32, p50/p99;
-- matmul GFLOP/s in fp32 and bf16: the physical ceiling.
+- matmul GFLOP/s in fp32 and bf16: the physical ceiling;
+- other runtimes for the image tower (ONNX Runtime fp32/int8, OpenVINO fp32; bench/runtimes.py), skipped cleanly
+  when not installed;
+- what ``auto`` ships: the measured choice per tower (search/embeddings/autotune.py), and ``auto_vs_best``;
+- JPEG decoding to the model's input: Pillow draft against simplejpeg (libjpeg-turbo's finer scales).
 
 Prints a table and writes ``bench/results/embed.json`` (``targets`` holds the pass/fail figures).
 """
@@ -34,7 +38,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.runtimes import decoder_rates, runtime_rates  # noqa: E402
 from search.embeddings import precision as precision_mod  # noqa: E402
+from search.embeddings.autotune import precision_choose  # noqa: E402
 from search.embeddings.encoder import Encoder  # noqa: E402
 from search.embeddings.toy_data import photo_like_picture  # noqa: E402
 
@@ -59,9 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     quick = args.quick
     counts = {(1024, 768): 16 if quick else 160, (4000, 3000): 4 if quick else 40}
     batch_sizes = (8,) if quick else (8, 16, 32)
-    shipped = precision_mod.resolve_precision(args.precision, "cpu")
-    results: dict[str, Any] = {"machine": machine(torch), "quick": quick, "shipped_precision": shipped}
-    print(f"machine: {results['machine']['cpu']} | torch threads {torch.get_num_threads()} | ship {shipped}")
+    results: dict[str, Any] = {"machine": machine(torch), "quick": quick}
+    print(f"machine: {results['machine']['cpu']} | torch threads {torch.get_num_threads()}")
 
     matmul = {
         "fp32": matmul_gflops(torch, torch.float32, quick),
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     # Model-only, per precision: cosine to fp32 and images/s at the best batch size.
     reference_pixels = torch.from_numpy(np.random.default_rng(0).standard_normal((8, 3, 224, 224)).astype(np.float32))
     precisions = ["fp32", "bf16", "int8"]
-    models = {p: precision_mod.prepare_model(_copy(model) if p == "int8" else model, p, "cpu") for p in precisions}
+    models = {p: precision_mod.prepare_model(_copy(model) if p != "fp32" else model, p, "cpu") for p in precisions}
     with torch.inference_mode():
         reference = _unit(model.get_image_features(pixel_values=reference_pixels).pooler_output)
     model_only: dict[str, Any] = {}
@@ -101,21 +106,33 @@ def main(argv: list[str] | None = None) -> None:
         model_only["compile_fp32"] = compiled_rate(torch, model, model_only["fp32"]["best_batch"])
         print(f"model-only torch.compile fp32: {model_only['compile_fp32']}")
     results["model_only"] = model_only
+    results["runtimes"] = runtime_rates(model, batch=model_only["fp32"]["best_batch"],
+                                        threads=torch.get_num_threads(), quick=quick)  # fmt: skip
+    print(f"other runtimes (image tower): {results['runtimes']}")
+
+    # What `auto` ships: the measured choice (as a model load makes it), or the precision asked for.
+    if args.precision == "auto":
+        choice = precision_choose(
+            model_key="random-vit-b32",
+            device="cpu",
+            cache_dir=None,
+            build=lambda name: _encoder(models[name], tokenizer, processor, name, name, 8),
+        )
+        shipped, text_precision = choice.image, choice.text
+        results["auto_choice"] = choice.summary()
+    else:
+        shipped = text_precision = precision_mod.resolve_precision(args.precision, "cpu")
+    results["shipped_precision"] = {"image": shipped, "text": text_precision}
+    print(f"ship: images {shipped}, text {text_precision} ({results.get('auto_choice', {}).get('measured')})")
     results["toy_recall_at_5"] = toy_recall(precisions, 100 if quick else 400)
     print(f"toy model text->image recall@5 by precision: {results['toy_recall_at_5']}")
 
     # Ingest: the seed's baseline against our pipeline, per image size.
     best_batch = model_only[shipped]["best_batch"]
-    ours_encoder = Encoder(
-        model_id="random-vit-b32",
-        model_key="random-vit-b32",
-        model=models[shipped],
-        tokenizer=tokenizer,
-        image_processor=processor.image_processor,
-        device="cpu",
-        precision=shipped,
-        batch_size=best_batch,
-    )
+    shipped_model = models[shipped]
+    if text_precision != shipped:
+        shipped_model = precision_mod.prepare_model(_copy(model), shipped, "cpu", text_precision=text_precision)
+    ours_encoder = _encoder(shipped_model, tokenizer, processor, shipped, text_precision, best_batch)
     ingest: dict[str, Any] = {}
     for label, data in files.items():
         base = baseline_rate(torch, model, processor, data)
@@ -125,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     results["ingest"] = ingest
     if args.profile:
         profile_ours(ours_encoder, files["mixed"], best_batch)
+
+    results["decoders"] = decoder_rates(ours_encoder, processor.image_processor, files)
+    print(f"JPEG decoding to the model's input: {results['decoders']}")
 
     text = text_latency(torch, model, tokenizer, ours_encoder, 20 if quick else 300)
     results["text_query"] = text
@@ -145,10 +165,14 @@ def main(argv: list[str] | None = None) -> None:
         "ingest_vs_model_only": _target(mixed["ours_vs_model_only"], 0.8),
         "text_query_speedup": _target(text["padded77_p50_ms"] / text["ours_p50_ms"], 3.0),
         "model_flops_utilisation": _target(shipped_rate * VIT_B32_GFLOP_PER_IMAGE / ceiling, 0.5),
-    }
+        "auto_vs_best": _target(shipped_rate / max(v["images_per_s"] for k, v in model_only.items()
+                                                   if k in precisions and v["min_cosine"] >= 0.99), 0.95),
+    }  # fmt: skip
     results["targets_note"] = (
         "ingest ratios are on the mixed stream (four 1024x768 JPEGs to one 4000x3000); ingest[size] has them per "
-        f"size. model_flops_utilisation divides by the measured ceiling of the shipped dtype ({ceiling_name})."
+        f"size. model_flops_utilisation divides by the measured ceiling of the shipped dtype ({ceiling_name}). "
+        "auto_vs_best: model-only images/s of the shipped image precision / the best PyTorch precision that keeps "
+        "cosine >= 0.99 (the candidates auto measures); other runtimes are in 'runtimes'."
     )
     print_table(results)
     default_out = ROOT / "bench" / ("work/embed-quick.json" if quick else "results/embed.json")
@@ -347,6 +371,18 @@ def print_table(results: dict[str, Any]) -> None:
     for label, value in results["ingest"].items():
         rows.append((f"baseline {label} (img/s)", f"{value['baseline_images_per_s']:.1f}"))
         rows.append((f"ours {label} (img/s)", f"{value['ours_images_per_s']:.1f}"))
+    for name, value in results["runtimes"].items():
+        rows.append((f"runtime {name} (img/s)", f"{value['images_per_s']:.1f} (cos {value['min_cosine']:.4f})"
+                     if "images_per_s" in value else value.get("skipped", "")))  # fmt: skip
+    for name, value in results.get("auto_choice", {}).get("measured", {}).items():
+        rows.append((f"auto measured {name}", f"{value['images_per_s']:.1f} img/s, text {value['text_ms']:.1f} ms"
+                     if value["kept"] else f"ruled out: {value['reason']}"))  # fmt: skip
+    shipped = results["shipped_precision"]
+    rows.append(("shipped precision", f"images {shipped['image']}, text {shipped['text']}"))
+    for label, row in results["decoders"].items():
+        for name, value in row.items():
+            rows.append((f"decode {label} {name}", f"{value['decode_ms']:.1f} ms, cos {value['min_cosine']:.4f}"
+                         if "decode_ms" in value else value["skipped"]))  # fmt: skip
     text = results["text_query"]
     rows.append(("text ours p50 / p99 (ms)", f"{text['ours_p50_ms']:.2f} / {text['ours_p99_ms']:.2f}"))
     rows.append(("text padded-77 p50 / p99 (ms)", f"{text['padded77_p50_ms']:.2f} / {text['padded77_p99_ms']:.2f}"))
@@ -359,6 +395,12 @@ def print_table(results: dict[str, Any]) -> None:
     print()
     for left, right in rows:
         print(f"{left:<{width}}  {right}")
+
+
+def _encoder(model: Any, tokenizer: Any, processor: Any, image: str, text: str, batch: int) -> Encoder:
+    return Encoder(model_id="random-vit-b32", model_key="random-vit-b32", model=model, tokenizer=tokenizer,
+                   image_processor=processor.image_processor, device="cpu", precision=image, batch_size=batch,
+                   text_precision=text)  # fmt: skip
 
 
 def _target(value: float, target: float) -> dict[str, Any]:

@@ -7,16 +7,19 @@ process). Methods are thread-safe: PyTorch forward passes hold no Python-side st
 from __future__ import annotations
 
 import collections
+import copy
 import itertools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from search.embeddings import precision as precision_mod
+from search.embeddings.autotune import PrecisionChoice, precision_choose
 from search.embeddings.errors import ImageDecodeError, ModelUnavailableError
 from search.embeddings.loading import load_components, model_key_for, resolve_source, unavailable
 from search.embeddings.preprocess import ImageInput, ImageSpec, load_rgb, pixels_into, spec_from_processor
@@ -34,7 +37,8 @@ _TEXT_BATCH = 64
 
 class Encoder:
     """A loaded model. Attributes: ``model_id``, ``model_key``, ``dimension``, ``max_text_tokens``, ``device``,
-    ``precision``, ``batch_size``."""
+    ``precision`` (the image tower's), ``text_precision``, ``precision_choice`` (how they were decided),
+    ``batch_size``."""
 
     def __init__(
         self,
@@ -47,11 +51,15 @@ class Encoder:
         device: str,
         precision: str,
         batch_size: int,
+        text_precision: str | None = None,
+        precision_choice: PrecisionChoice | None = None,
     ) -> None:
         self.model_id = model_id
         self.model_key = model_key
         self.device = device
         self.precision = precision
+        self.text_precision = text_precision or precision
+        self.precision_choice = precision_choice or PrecisionChoice(precision, self.text_precision, "setting")
         self.batch_size = max(1, int(batch_size))
         self._model = model
         self._tokenizer = tokenizer
@@ -97,9 +105,13 @@ class Encoder:
         precision: str = "auto",
         threads: int = 0,
         batch_size: int = 16,
+        choice_cache_dir: Path | None = None,
     ) -> Encoder:
         """Load ``model_id`` (hub id, local folder or ``toy``), apply ``precision`` on ``device`` and warm it up.
-        Raises ``ModelUnavailableError`` with a one-sentence message on any failure."""
+
+        ``auto`` on a CPU measures the candidate precisions (``search.embeddings.autotune``), caching the choice
+        in ``choice_cache_dir`` when given. Raises ``ModelUnavailableError`` with a one-sentence message on any
+        failure."""
         import torch
 
         if threads > 0:
@@ -111,23 +123,32 @@ class Encoder:
         except ValueError as error:
             raise unavailable(model_id, str(error)) from error
         model, tokenizer, image_processor = load_components(source, revision)
-        model = precision_mod.prepare_model(model, resolved_precision, resolved_device)
-        encoder = cls(
-            model_id=model_id,
-            model_key=model_key_for(model_id, revision),
-            model=model,
-            tokenizer=tokenizer,
-            image_processor=image_processor,
-            device=resolved_device,
-            precision=resolved_precision,
-            batch_size=batch_size,
-        )
+        model_key = model_key_for(model_id, revision)
+
+        def build(image: str, text: str | None = None, choice: PrecisionChoice | None = None,
+                  weights: Any = None) -> Encoder:  # fmt: skip
+            prepared = precision_mod.prepare_model(
+                weights if weights is not None else copy.deepcopy(model), image, resolved_device, text_precision=text
+            )
+            return cls(model_id=model_id, model_key=model_key, model=prepared, tokenizer=tokenizer,
+                       image_processor=image_processor, device=resolved_device, precision=image,
+                       batch_size=batch_size, text_precision=text, precision_choice=choice)  # fmt: skip
+
+        choice = None
+        if (precision or "auto").strip().lower() == "auto" and resolved_device == "cpu":
+            choice = precision_choose(model_key=model_key, device=resolved_device, build=build,
+                                      cache_dir=choice_cache_dir)  # fmt: skip
+            encoder = build(choice.image, choice.text, choice, weights=model)
+        else:
+            encoder = build(resolved_precision, weights=model)
         encoder.encode_images([_warmup_picture()])
         logger.info(
-            "embedding model %s loaded on %s (%s, dim %d)",
+            "embedding model %s loaded on %s (images %s, text %s, %s; dim %d)",
             encoder.model_key,
             encoder.device,
             encoder.precision,
+            encoder.text_precision,
+            encoder.precision_choice.source,
             encoder.dimension,
         )
         return encoder
@@ -174,7 +195,7 @@ class Encoder:
         for i, row in enumerate(rows):
             input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             attention[i, : len(row)] = 1
-        with precision_mod.forward_context(self.precision, self.device):
+        with precision_mod.forward_context(self.text_precision, self.device):
             output = self._model.get_text_features(
                 input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)
             )
@@ -184,7 +205,7 @@ class Encoder:
         tokens = self._tokenizer(
             texts, padding="max_length", truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
         )
-        with precision_mod.forward_context(self.precision, self.device):
+        with precision_mod.forward_context(self.text_precision, self.device):
             output = self._model.get_text_features(**{k: v.to(self.device) for k, v in tokens.items()})
             return _normalised(output)
 
@@ -268,6 +289,17 @@ class Encoder:
             ids.append(item_id)
         pixels = np.stack(arrays).astype(np.float32) if arrays else np.zeros((0, 3, 1, 1), np.float32)
         return ids, pixels, errors
+
+    def pictures_prepare(self, pictures: Sequence[ImageInput]) -> np.ndarray:
+        """The model's input pixels for these pictures, (n, 3, h, w) float32. Raises ``ImageDecodeError``."""
+        _ids, pixels, errors = self._prepare(list(enumerate(pictures)))
+        if errors:
+            raise ImageDecodeError(f"Image #{errors[0][0]} cannot be read: {errors[0][1]}")
+        return pixels
+
+    def pixels_encode(self, pixels: np.ndarray) -> np.ndarray:
+        """(n, d) float32 L2-normalised vectors of prepared pixels (``pictures_prepare``): the forward pass alone."""
+        return self._image_forward(pixels)
 
     def _image_forward(self, pixels: np.ndarray) -> np.ndarray:
         import torch

@@ -1,11 +1,12 @@
 """Numeric precision of the forward pass: what the CPU supports and how each choice is applied.
 
-``SEMSEARCH_PRECISION`` takes ``fp32``, ``bf16``, ``int8``, ``fp16`` (CUDA only) or ``auto``. ``auto`` picks, at run
-time: ``fp16`` on CUDA; ``bf16`` autocast on CPUs with native bf16 matrix support (AVX-512 BF16 or AMX), where it
-keeps cosine >= 0.99999 to fp32 and runs ~3x faster; otherwise dynamic ``int8`` quantisation of the Linear layers,
-which on an AVX2-only CPU ran ViT-B/32 images ~1.4x and short text queries ~2.6x faster than fp32 with cosine
->= 0.9996 to fp32 and unchanged toy-model recall@5 (bf16 without hardware support is ~6x *slower* than fp32).
-docs/embeddings.md has the measurements; ``fp32`` is always available as the exact reference.
+``SEMSEARCH_PRECISION`` takes ``fp32``, ``bf16``, ``int8``, ``fp16`` (CUDA only) or ``auto``. ``auto`` means ``fp16``
+on CUDA; on a CPU it is decided by measurement when the model loads (``search.embeddings.autotune``: every
+precision that keeps cosine >= 0.99 to fp32 is timed, separately for image batches and single text queries), and
+``resolve_precision`` gives the flag-based default where nothing is measured (bf16 where the CPU has native bf16
+matrix support, int8 elsewhere). ``prepare_model`` applies a precision per tower: dynamic ``int8`` quantisation
+of the Linear layers, or ``bf16`` stored weights (cast once, LayerNorms kept in fp32; not autocast, which re-cast
+the weights on every call). docs/embeddings.md has the measurements; ``fp32`` is always the exact reference.
 """
 
 from __future__ import annotations
@@ -57,37 +58,88 @@ def resolve_precision(requested: str, device: str) -> str:
     return value
 
 
-def prepare_model(model: Any, precision: str, device: str) -> Any:
-    """Move ``model`` to ``device`` and apply ``precision``'s weight transformation; returns the model to run."""
+# The submodules of each tower in Hugging Face CLIP-family models (SigLIP has no separate projections).
+IMAGE_PARTS = ("vision_model", "visual_projection")
+TEXT_PARTS = ("text_model", "text_projection")
+
+
+def prepare_model(model: Any, precision: str, device: str, text_precision: str | None = None) -> Any:
+    """Move ``model`` to ``device`` and apply ``precision`` to its image tower and ``text_precision`` (default: the
+    same) to its text tower; returns the model to run. A model without the usual towers gets ``precision`` whole."""
     import torch
 
     model = model.to(device).eval()
     if precision == "fp16":
-        model = model.half()
-    elif precision == "int8":
+        return model.half()
+    image_parts = [name for name in IMAGE_PARTS if hasattr(model, name)]
+    text_parts = [name for name in TEXT_PARTS if hasattr(model, name)]
+    if not image_parts and not text_parts:
+        by_part: dict[str, str] = {"": precision}
+    else:
+        by_part = {name: precision for name in image_parts}
+        by_part.update({name: text_precision or precision for name in text_parts})
+    quantised = [name for name, value in by_part.items() if value == "int8"]
+    if quantised:
         import warnings
 
+        qconfig = torch.ao.quantization.default_dynamic_qconfig
+        # Only the Linear layers of the chosen towers (a qconfig on a tower would reach its Embedding layers too).
+        linears = [name for name, layer in model.named_modules() if isinstance(layer, torch.nn.Linear)
+                   and any(name == part or name.startswith(f"{part}.") for part in quantised)]  # fmt: skip
+        spec: Any = {torch.nn.Linear} if quantised == [""] else dict.fromkeys(linears, qconfig)
         with warnings.catch_warnings():  # torch.ao's eager quantisation warns that it is deprecated; 2.13 ships it
             warnings.simplefilter("ignore")
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            model = torch.ao.quantization.quantize_dynamic(model, spec, dtype=torch.qint8)
+    for name, value in by_part.items():
+        if value == "bf16":
+            _bf16_weights(model.get_submodule(name) if name else model)
     return model
+
+
+def _bf16_weights(module: Any) -> None:
+    """Store ``module``'s weights in bf16, keeping its LayerNorms in fp32 (their inputs cast up, outputs back)."""
+    import torch
+
+    module.to(torch.bfloat16)
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.LayerNorm):
+            layer.float()
+            layer.register_forward_pre_hook(lambda _m, args: (args[0].float(), *args[1:]))
+            layer.register_forward_hook(lambda _m, _args, out: out.to(torch.bfloat16))
 
 
 @contextlib.contextmanager
 def forward_context(precision: str, device: str) -> Iterator[None]:
-    """``inference_mode`` plus autocast where ``precision`` needs it."""
+    """The context every forward pass runs in (``inference_mode``; precisions are applied to the weights)."""
     import torch
 
     with torch.inference_mode():
-        if precision == "bf16":
-            with torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16):
-                yield
-        else:
-            yield
+        yield
 
 
 def input_dtype(precision: str) -> torch.dtype:
     """The dtype pixel tensors must have for ``precision``."""
     import torch
 
-    return torch.float16 if precision == "fp16" else torch.float32
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
+
+
+def bf16_matmul_speedup(repeats: int = 5) -> float:
+    """How many times faster a ViT-sized matrix product runs in bf16 than in fp32 here (< 1 where bf16 is
+    emulated): a few milliseconds, enough to rule bf16 out before timing the model in it."""
+    import time
+
+    import torch
+
+    a32, b32 = torch.randn(256, 768), torch.randn(768, 768)
+    timings = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = a32.to(dtype), b32.to(dtype)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.mm(a, b)
+            best = min(best, time.perf_counter() - started)
+        timings[dtype] = best
+    return timings[torch.float32] / max(timings[torch.bfloat16], 1e-9)

@@ -11,6 +11,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from search.embeddings.encoder import Encoder
 from search.embeddings.errors import ModelUnavailableError
@@ -69,8 +70,8 @@ def loaded_encoder(model_id: str | None = None, revision: str | None = None) -> 
 
 
 def encoder_status(model_id: str | None = None, revision: str | None = None) -> dict[str, object]:
-    """``{model_id, model_key, loaded, error}`` for the configured (or given) model and revision (as
-    ``get_encoder``). Never raises and never blocks:
+    """``{model_id, model_key, loaded, error}`` (plus ``precision``, the ``PrecisionChoice`` summary, once loaded)
+    for the configured (or given) model and revision (as ``get_encoder``). Never raises and never blocks:
     when the model has not been tried yet it starts loading it in a background thread and reports ``loaded=False``;
     a failure is reported (and retried in the background) at most every ``FAILURE_TTL_SECONDS``."""
     try:
@@ -84,7 +85,8 @@ def encoder_status(model_id: str | None = None, revision: str | None = None) -> 
         key, key_error = None, getattr(exc, "message", str(exc))
     slot = _slot(model_id, revision)
     if slot.encoder is not None:
-        return {"model_id": model_id, "model_key": slot.encoder.model_key, "loaded": True, "error": None}
+        return {"model_id": model_id, "model_key": slot.encoder.model_key, "loaded": True, "error": None,
+                "precision": slot.encoder.precision_choice.summary()}  # fmt: skip
     recent_failure = slot.error is not None and time.monotonic() - slot.failed_at < FAILURE_TTL_SECONDS
     if not slot.loading and not recent_failure and key_error is None:
         _load_in_background(model_id, revision)
@@ -108,6 +110,7 @@ def _load(model_id: str, revision: str) -> Encoder:
         precision=settings.SEMSEARCH_PRECISION,
         threads=settings.SEMSEARCH_TORCH_THREADS,
         batch_size=settings.SEMSEARCH_EMBED_BATCH_SIZE,
+        choice_cache_dir=Path(settings.DATA_DIR) / "precision",
     )
 
 

@@ -94,7 +94,9 @@ def test_get_encoder_loads_once_and_reports_status() -> None:
     first = get_encoder("toy")
     assert get_encoder("toy") is first
     status = encoder_status("toy")
-    assert status == {"model_id": "toy", "model_key": first.model_key, "loaded": True, "error": None}
+    assert status == {"model_id": "toy", "model_key": first.model_key, "loaded": True, "error": None,
+                      "precision": first.precision_choice.summary()}  # fmt: skip
+    assert status["precision"]["image"] == first.precision
 
 
 def test_unknown_hub_model_fails_fast_with_the_setting_name(monkeypatch) -> None:
