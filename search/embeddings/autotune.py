@@ -11,6 +11,7 @@ first load on a machine pays for it (a second or two for ViT-B/32); a new model 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -127,8 +128,8 @@ def _measure(build: Callable[[str], Measurable]) -> PrecisionChoice:
         encoder = reference if name == "fp32" else build(name)
         images, texts = encoder.pixels_encode(pixels), encoder.encode_texts(list(TEXTS))
         cosine = min(float((images * expected_images).sum(1).min()), float((texts * expected_texts).sum(1).min()))
-        seconds = _best_seconds(lambda encoder=encoder: encoder.pixels_encode(pixels))
-        text_seconds = _median_seconds(lambda encoder=encoder: encoder.encode_texts([TEXTS[0]]))
+        seconds = _best_seconds(functools.partial(encoder.pixels_encode, pixels))
+        text_seconds = _median_seconds(functools.partial(encoder.encode_texts, [TEXTS[0]]))
         row: dict[str, Any] = {"kept": cosine >= MIN_COSINE, "min_cosine": round(cosine, 5),
                                "images_per_s": round(IMAGE_BATCH / seconds, 2),
                                "text_ms": round(1000 * text_seconds, 3)}  # fmt: skip
