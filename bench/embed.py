@@ -198,6 +198,7 @@ def machine(torch: Any) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "native_bf16": precision_mod.cpu_has_native_bf16(),
         "avx512": "avx512f" in precision_mod.cpu_flags(),
+        "flags": sorted(precision_mod.cpu_flags()),
     }
 
 

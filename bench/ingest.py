@@ -390,7 +390,7 @@ def main() -> int:
     singles = jpeg_pictures(work / "singles", 2 * (args.latency_samples + 1), seed=2, large_every=0)
     model_dir = vit_b32_folder(work / "vit-b32-random")
     quick = args.images < 200
-    result: dict[str, Any] = {"machine": {**machine(torch), "flags": sorted(_cpu_flags())}, "modes": modes,
+    result: dict[str, Any] = {"machine": machine(torch), "modes": modes,
                               "model_only": model_only(model_dir, threads=args.threads, batch=args.batch_size,
                                                        quick=quick)}  # fmt: skip
     env = {"SEMSEARCH_MODEL_ID": str(model_dir), "SEMSEARCH_PRECISION": "auto",
@@ -422,12 +422,6 @@ def main() -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")
     return 0 if all(_met(target) for target in targets.values()) else 1
-
-
-def _cpu_flags() -> set[str]:
-    from search.embeddings.precision import cpu_flags
-
-    return set(cpu_flags())
 
 
 if __name__ == "__main__":
