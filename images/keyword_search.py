@@ -8,6 +8,7 @@ so callers never see an engine's scale. Read-only.
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from images.models import Image
 FIELD_WEIGHTS = (10.0, 10.0, 4.0, 4.0, 2.0, 1.0, 2.0)  # bm25 weights, in FIELDS order (PostgreSQL: labels A-D)
 FETCH_GROWTH = 4
 MAX_FETCH = 20_000
+COVERAGE_POWER = 1.0  # how steeply partial matches lose weight (see _coverage; measured by bench/hybrid.py)
+DF_CAP = 2_000  # document frequencies are counted up to this (enough to tell rare words from common ones)
 EXCERPT_BEFORE = 60
 EXCERPT_CHARS = 240
 _START, _STOP = "\x02", "\x03"
@@ -40,7 +43,8 @@ class FieldMatch:
 
 def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -> list[tuple[int, float]]:
     """Up to ``limit`` ids of ``base`` matching ``query``, best first (ties by id), each with its keyword score
-    in (0, 1]: per ranking clause the engine's score over the clause's best, weighted and averaged over clauses."""
+    in (0, 1]: per ranking clause the engine's score over the clause's best, times the square of the share of the
+    clause's words the image has (``Red Hook`` is weak evidence for ``red circle``), weighted and averaged."""
     clauses = query.ranked or query.required
     if not clauses:
         return []
@@ -53,12 +57,15 @@ def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -
             rows = _clause_rows(clause, query, fetch)
             saturated = saturated or len(rows) >= fetch
             best = max((s for _, s in rows), default=0.0) or 1.0
+            coverage = _coverage(clause, [i for i, _ in rows])
             for image_id, score in rows:
-                scores[image_id] = scores.get(image_id, 0.0) + clause.weight * max(score, 0.0) / best / total
+                share = clause.weight * max(score, 0.0) / best * coverage.get(image_id, 1.0) ** COVERAGE_POWER / total
+                scores[image_id] = scores.get(image_id, 0.0) + share
         passing: set[int] = set()
         ids = list(scores)
         for start in range(0, len(ids), 900):
-            passing.update(base.filter(pk__in=ids[start : start + 900]).values_list("id", flat=True))
+            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+            passing.update(i for i, _ in base.filter(pk__in=ids[start : start + 900]).values_list("id", "width"))
         ranked = sorted(((i, s) for i, s in scores.items() if i in passing and s > 0), key=lambda p: (-p[1], p[0]))
         if len(ranked) >= limit or not saturated or fetch >= MAX_FETCH:
             return ranked[:limit]
@@ -154,6 +161,44 @@ def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int) -> list
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return [(int(i), float(s)) for i, s in cursor.fetchall()]
+
+
+def _coverage(clause: KeywordClause, ids: list[int]) -> dict[int, float]:
+    """The share of ``clause``'s evidence each of ``ids`` holds: the inverse document frequencies (BM25's) of the
+    units it matches over those of all units. A word no image has weighs most, so matching only ``red`` of
+    ``red circle`` when no image has ``circle`` is weak evidence. One-unit clauses skip this (absent: 1)."""
+    if len(clause.units) < 2 or not ids:
+        return {}
+    wanted = set(ids)
+    units = [KeywordClause(units=(unit,), column=clause.column) for unit in clause.units]
+    matched: dict[int, float] = dict.fromkeys(ids, 0.0)
+    weights = []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT coalesce(max(image_id), 0) FROM images_imagetext")
+            select = "SELECT image_id FROM images_imagetext WHERE document @@ to_tsquery('semsearch', %s)"
+            arguments = [tsquery_text(unit) for unit in units]
+        else:
+            cursor.execute("SELECT coalesce(max(image_id), 0) FROM images_imagetext")
+            select = "SELECT rowid FROM images_imagetext_fts WHERE images_imagetext_fts MATCH %s"
+            arguments = [fts5_match(unit) for unit in units]
+        total = int(cursor.fetchone()[0])
+        for argument in arguments:
+            # One query per unit gives both its document frequency and which candidates have it.
+            cursor.execute(f"{select} LIMIT %s", [argument, DF_CAP + 1])
+            having = {int(row[0]) for row in cursor.fetchall()}
+            frequency = len(having)
+            if frequency > DF_CAP:  # a common word: look up the candidates only
+                marks = ", ".join(["%s"] * len(ids))
+                column = "image_id" if connection.vendor == "postgresql" else "rowid"
+                cursor.execute(f"{select} AND {column} IN ({marks})", [argument, *ids])
+                having = {int(row[0]) for row in cursor.fetchall()}
+            weight = math.log(1 + (max(total, frequency) - frequency + 0.5) / (frequency + 0.5))
+            weights.append(weight)
+            for image_id in having & wanted:
+                matched[image_id] += weight
+    whole = sum(weights) or 1.0
+    return {image_id: share / whole for image_id, share in matched.items()}
 
 
 def _pg_match(clause: KeywordClause, *, all_units: bool) -> tuple[str, list[Any]]:

@@ -22,7 +22,7 @@ SortOrder = Literal["score", "date"]
 SearchMode = Literal["hybrid", "semantic", "keyword"]
 Fusion = Literal["rrf", "score"]
 MODES: tuple[SearchMode, ...] = ("hybrid", "semantic", "keyword")
-FUSION_DEFAULT: Fusion = "rrf"  # measured against "score" by bench/hybrid.py (bench/results/hybrid.json)
+FUSION_DEFAULT: Fusion = "score"  # measured against "rrf" by bench/hybrid.py (bench/results/hybrid.json)
 
 MAX_QUERY_CHARS = 2000
 MAX_TERMS = 16

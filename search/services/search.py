@@ -72,7 +72,9 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     missing = [c.image_id for c in window if c.image_id not in rows]
     if missing:  # only when a deep over-fetch checked ids without loading whole rows
         with stage("hydrate", timings):
-            rows.update(Image.objects.filter(pk__in=missing, status="ready").select_related("uploader").in_bulk())
+            # No ordering: with the model's (-created_at) SQLite would walk the whole status/created index.
+            page_rows = Image.objects.filter(pk__in=missing, status="ready").order_by().select_related("uploader")
+            rows.update(page_rows.in_bulk())
     window = [c for c in window if c.image_id in rows]
     matches = {}
     if not keywords.is_empty and window:

@@ -3,10 +3,13 @@
 * ``rrf``: reciprocal rank fusion, ``Σ 1 / (k + rank)`` over the lists an image is in (Cormack et al., 2009),
   scaled so that first place in both lists scores 1. Equal scores share a rank (the best of the tie), so the
   order of ties (by id) never decides between images.
-* ``score``: calibrated score fusion, the mean of each side's score mapped onto [0, 1] for this query: cosine
-  similarity from the fetch depth's cosine (0) to the best one (1), keyword relevance over the best (already in
-  (0, 1]). Images that only one side found are scored on the other side too (their cosine from stored vectors;
-  no keyword match is 0).
+* ``score``: calibrated score fusion, a weighted mean (keyword ``KEYWORD_SHARE``) of each side's score mapped
+  onto [0, 1] for this query: cosine similarity from the fetch depth's cosine (0) to the best one (1), keyword
+  relevance (already in [0, 1], discounted for images that match only part of the query's evidence). Images
+  that only one side found are scored on the other side too (their cosine from stored vectors; no keyword
+  match is 0).
+
+``bench/hybrid.py`` measures both on the same labelled set; ``search.query.types.FUSION_DEFAULT`` ships the better.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 RRF_K = 60
+KEYWORD_SHARE = 0.6  # the keyword side's weight in score fusion (measured by bench/hybrid.py)
 
 
 def fuse_rrf(
@@ -34,11 +38,11 @@ def fuse_rrf(
 def fuse_scores(
     *, cosines: Mapping[int, float], floor: float, keyword: Mapping[int, float], candidates: Sequence[int]
 ) -> dict[int, float]:
-    """Image id → fused score in [0, 1] for ``candidates``: the mean of the calibrated cosine (``floor`` → 0, the
-    best cosine → 1) and the keyword score (0 when absent). With no keyword side, the calibrated cosine alone."""
+    """Image id → fused score in [0, 1] for ``candidates``: the weighted mean of the calibrated cosine (``floor`` → 0,
+    the best cosine → 1) and the keyword score (0 when absent). With no keyword side, the calibrated cosine alone."""
     best = max(cosines.values(), default=floor)
     span = best - floor if best > floor else 1.0
-    share = 0.5 if keyword else 1.0
+    share = 1.0 - KEYWORD_SHARE if keyword else 1.0
     fused = {}
     for image_id in candidates:
         cosine = cosines.get(image_id)

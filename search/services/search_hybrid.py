@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from images.keyword_query import KeywordQuery
 from images.keyword_search import keyword_ranking
@@ -21,13 +21,13 @@ from search.index import stored_vectors
 from search.query import QueryTerm, SearchQuery
 from search.state import active_model_key
 
-from .query_vectors import query_model_key, query_vector_build
+from .query_vectors import query_model_key, query_vector_build, text_vectors_prefetch
 from .search_filters import filters_queryset
 from .search_fusion import fuse_rrf, fuse_scores
 from .search_ranking import Candidate
 from .search_semantic import candidates_kept, semantic_candidates, stage
 
-FUSION_DEPTH = 200
+FUSION_DEPTH = 100  # each side's list is this deep (or as deep as the page needs)
 VECTOR_KINDS = ("text", "image", "url", "image_id", "vector")
 
 
@@ -63,17 +63,21 @@ def hybrid_candidates(
     semantic: list[Candidate] = []
     created: dict[int, datetime] = {}
     rows: dict[int, Image] = {}
+    keyword: list[tuple[int, float]] = []
     if query.mode == "hybrid":
+        # The model encodes the text on its thread while this one asks the keyword index.
+        encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
+        keyword = _keyword_side(keywords, base, depth, excluded, timings)
         with stage("encode", timings):
+            encoded()
             query_vector = query_vector_build(terms=terms, model_id=query.model_id)
         vector, model_key, notices = query_vector.vector, query_vector.model_key, query_vector.notices
         plain = replace(query, min_score=None, relative_margin=None, collapse=False)
-        semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict)
+        # Only ids and creation times: the page's rows are loaded once the fused order is known.
+        semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict, False)
     else:
         model_key = query_model_key(model_id=query.model_id) if query.model_id else active_model_key()
-    with stage("keyword", timings):
-        keyword = [(i, s) for i, s in keyword_ranking(query=keywords, base=base, limit=depth + len(excluded))
-                   if i not in excluded][:depth]  # fmt: skip
+        keyword = _keyword_side(keywords, base, depth, excluded, timings)
     keyword_scores = dict(keyword)
     cosines = {c.image_id: c.score for c in semantic}
     if vector is not None:
@@ -92,12 +96,20 @@ def hybrid_candidates(
     order = sorted(fused.items(), key=lambda p: (-p[1], p[0]))
     unloaded = [i for i, _ in order if i not in created]
     with stage("hydrate", timings):
-        for start in range(0, len(unloaded), 500):
-            found_rows = base.filter(pk__in=unloaded[start : start + 500]).select_related("uploader").in_bulk()
-            rows.update(found_rows)
-            created.update((pk, row.created_at) for pk, row in found_rows.items())
+        for start in range(0, len(unloaded), 900):
+            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+            batch = base.filter(pk__in=unloaded[start : start + 900]).values_list("id", "created_at", "width")
+            created.update((i, at) for i, at, _ in batch)
     passing = [Candidate(i, s) for i, s in order if i in created]
     kept, _ = candidates_kept(query, passing, model_key, {})
     ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, cosines.get(c.image_id), keyword_scores.get(c.image_id))
               for c in kept]  # fmt: skip
     return ranked, created, rows, model_key, notices
+
+
+def _keyword_side(
+    keywords: KeywordQuery, base: QuerySet[Image], depth: int, excluded: set[int], timings: dict[str, float]
+) -> list[tuple[int, float]]:
+    with stage("keyword", timings):
+        ranked = keyword_ranking(query=keywords, base=base, limit=depth + len(excluded))
+    return [(i, s) for i, s in ranked if i not in excluded][:depth]

@@ -35,6 +35,7 @@ def semantic_candidates(
     want: int,
     timings: dict[str, float],
     restrict: Q | None = None,
+    rows_wanted: bool = True,
 ) -> tuple[list[Candidate], dict[int, datetime], dict[int, Image]]:
     """Ranked, filtered, cut and collapsed candidates: at least ``want`` of them unless the index has no more.
 
@@ -70,7 +71,7 @@ def semantic_candidates(
             if not batch:
                 continue
             with stage("hydrate", timings):
-                _hydrate(base, batch, rows, created)
+                _hydrate(base, batch, rows if rows_wanted else None, created)
             checked.update(batch)
             passing = [Candidate(i, s) for i, s in ranked if i in created and i not in excluded]
             kept, cut = candidates_kept(query, passing, model_key, vectors)
@@ -81,15 +82,19 @@ def semantic_candidates(
         fetch = min(fetch * FETCH_GROWTH, MAX_FETCH)
 
 
-def _hydrate(base: QuerySet[Image], ids: list[int], rows: dict[int, Image], created: dict[int, datetime]) -> None:
-    """Load the passing ones of ``ids``: whole rows for a page-sized batch, else only their creation times."""
-    if len(ids) <= FULL_ROWS_MAX:
+def _hydrate(
+    base: QuerySet[Image], ids: list[int], rows: dict[int, Image] | None, created: dict[int, datetime]
+) -> None:
+    """Load the passing ones of ``ids``: whole rows for a page-sized batch (unless ``rows`` is ``None``), else only
+    their creation times."""
+    if rows is not None and len(ids) <= FULL_ROWS_MAX:
         found = base.filter(pk__in=ids).select_related("uploader").in_bulk()
         rows.update(found)
         created.update((pk, row.created_at) for pk, row in found.items())
     else:
         for chunk in _chunks(ids, 900):
-            created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
+            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+            created.update((i, at) for i, at, _ in base.filter(pk__in=chunk).values_list("id", "created_at", "width"))
 
 
 def candidates_kept(

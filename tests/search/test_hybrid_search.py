@@ -184,6 +184,6 @@ def test_rrf_keeps_a_single_ranking_and_rewards_agreement():
 
 def test_score_fusion_calibrates_each_side_onto_zero_one():
     fused = fuse_scores(cosines={1: 0.9, 2: 0.5, 3: 0.1}, floor=0.1, keyword={3: 1.0, 2: 0.5}, candidates=[1, 2, 3])
-    assert fused == pytest.approx({1: 0.5, 2: 0.25 + 0.25, 3: 0.5})
+    assert fused == pytest.approx({1: 0.4 * 1.0, 2: 0.4 * 0.5 + 0.6 * 0.5, 3: 0.6 * 1.0})
     alone = fuse_scores(cosines={1: 0.9, 2: 0.5}, floor=0.5, keyword={}, candidates=[1, 2])
     assert alone == pytest.approx({1: 1.0, 2: 0.0})
