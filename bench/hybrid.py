@@ -1,6 +1,6 @@
 """Hybrid search benchmark (not a test): does fusing words and pictures help, and what does it cost?
 
-    .venv/bin/python bench/hybrid.py                                   # the real run (~6 min, run it alone)
+    .venv/bin/python bench/hybrid.py                                   # the real run (~11 min on 2 cores, alone)
     .venv/bin/python bench/hybrid.py --sizes 5000,20000 --queries 20   # a smoke run
 
 **Quality.** A labelled catalogue of toy pictures (coloured shapes the bundled toy CLIP understands; each picture
