@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,11 @@ def install_encoder(tokenizer_dir: Path) -> Any:
     return encoder
 
 
-def insert_catalogue(*, start: int, stop: int, dimension: int, chunk: int = 20_000) -> None:
+def insert_catalogue(
+    *, start: int, stop: int, dimension: int, chunk: int = 20_000, texts: Callable[[int], tuple[str, str]] | None = None
+) -> None:
     """Images ``start+1..stop`` (ready, no files) and one unit vector each (random, around 2,000 cluster centres),
-    by bulk SQL."""
+    by bulk SQL. ``texts(n)`` gives image ``n``'s (title, attribution) (default: ``bench picture n``, none)."""
     from django.db import connection, transaction
 
     rng = np.random.default_rng(start)
@@ -135,8 +138,9 @@ def insert_catalogue(*, start: int, stop: int, dimension: int, chunk: int = 20_0
         noise = rng.standard_normal((last - first, dimension), dtype=np.float32) / np.float32(np.sqrt(dimension))
         vectors = centres[rng.integers(0, CLUSTERS, last - first)] + np.float32(0.8) * noise
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        words = [texts(n + 1) if texts else (f"bench picture {n + 1}", "") for n in range(first, last)]
         images = [(n + 1, f"{n + 1:064x}", f"originals/{n + 1}.jpg", f"thumbnails/{n + 1}.webp", 640, 480, "JPEG",
-                   50_000, f"bench picture {n + 1}", "", "", "", "", '["bench"]', now, now, "ready", "")
+                   50_000, words[n - first][0], "", "", "", words[n - first][1], '["bench"]', now, now, "ready", "")
                   for n in range(first, last)]  # fmt: skip
         embeddings = [(n + 1, n + 1, MODEL_ID, dimension, vectors[n - first].astype("<f4").tobytes(), now)
                       for n in range(first, last)]  # fmt: skip

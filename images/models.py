@@ -27,6 +27,7 @@ class Image(models.Model):
     source_url = models.URLField(max_length=2000, blank=True, help_text="Where the image bytes were fetched from.")
     source_link = models.URLField(max_length=2000, blank=True, help_text="The page the image belongs to.")
     attribution = models.CharField(max_length=500, blank=True)
+    description = models.TextField(blank=True, db_default="", help_text="Free text about the picture; searchable.")
     tags = models.JSONField(default=list, blank=True)
     uploader = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="images"
@@ -132,3 +133,24 @@ class PictureText(models.Model):
 
     def __str__(self) -> str:
         return f"text of image {self.image_id} ({self.status})"
+
+
+class ImageText(models.Model):
+    """The keyword index's document of an image: its searchable text, one column per field.
+
+    Written only by database triggers (see ``images.keyword_sql``) in the same transaction as the image, its
+    picture text or its automatic tags, so it can never drift; ``images.services.keyword_index`` rebuilds it.
+    PostgreSQL adds a weighted ``document`` tsvector with a GIN index; SQLite an FTS5 table over these columns.
+    """
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE, related_name="text_index")
+    title = models.TextField(blank=True)
+    attribution = models.TextField(blank=True)
+    tags = models.TextField(blank=True)
+    filename = models.TextField(blank=True)
+    description = models.TextField(blank=True)
+    picture_text = models.TextField(blank=True)
+    autotags = models.TextField(blank=True, help_text="Accepted automatic tags.")
+
+    def __str__(self) -> str:
+        return f"keyword document of image {self.image_id}"

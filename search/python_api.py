@@ -4,6 +4,8 @@
     >>> searcher = SemanticSearcher()              # the active model (or SemanticSearcher(model_id="toy"))
     >>> for hit in searcher.search("red circle - circle", k=5, tags=["demo"]):
     ...     print(hit.score, hit.image.pk, hit.image.title)
+    >>> searcher.search('forest by:"Michelle Spencer"')  # words and pictures fused (mode="hybrid", the default)
+    >>> searcher.search("IMG_2041", mode="keyword")   # the keyword index only; mode="semantic": CLIP only
     >>> searcher.search(42)                        # more like image 42 (its stored vector)
     >>> searcher.search(PIL.Image.open("cat.jpg")) # or a path: searcher.search(Path("cat.jpg"))
     >>> searcher.encode("a red circle").shape      # (dimension,) float32, L2-normalised
@@ -56,17 +58,20 @@ class SemanticSearcher:
         sort: str = "score",
         collapse: bool = False,
         exclude: Iterable[int] = (),
+        mode: str = "hybrid",
     ) -> list[SearchHit]:
         """The ``k`` best hits (each with ``.image``, the Image row, and ``.score``), after filters and cut-offs.
 
         ``query``: text in the query syntax (``"beach + 0.5 * sunset - people"``), an ``int`` image id, a
         ``Path`` or path string of a picture file, a ``PIL.Image``, raw picture ``bytes``, or ``QueryTerm``\\ s.
+        ``mode``: ``"hybrid"`` (words and pictures fused), ``"semantic"`` or ``"keyword"``; each hit says why it
+        matched (``.semantic_score``, ``.keyword_score``, ``.matches``).
         Raises ``QueryError`` for a bad query and ``ModelUnavailableError`` if the model cannot load. Read-only.
         """
         return self.search_page(query, k=k, offset=offset, tags=tags, uploader=uploader, format=format,
                                 min_width=min_width, min_height=min_height, created_after=created_after,
                                 created_before=created_before, min_score=min_score, relative_margin=relative_margin,
-                                sort=sort, collapse=collapse, exclude=exclude).hits  # fmt: skip
+                                sort=sort, collapse=collapse, exclude=exclude, mode=mode).hits  # fmt: skip
 
     def search_page(self, query: QueryInput | Iterable[QueryTerm], k: int = 10, **options: Any) -> SearchPage:
         """Like ``search`` but returns the whole ``SearchPage`` (``has_more``, ``next_offset``, notices)."""

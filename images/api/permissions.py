@@ -44,7 +44,10 @@ REQUIRED = {"POST": "images.add_image", "DELETE": "images.delete_image", "PUT": 
 
 
 class CataloguePermission(BasePermission):
-    message = "You need permission to change the catalogue (images.add_image / images.delete_image, or staff)."
+    message = (
+        "You need permission to change the catalogue (images.add_image / images.change_image / "
+        "images.delete_image, or staff)."
+    )
 
     def has_permission(self, request, view) -> bool:
         if request.method in SAFE_METHODS:

@@ -121,7 +121,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         model = Image
         fields = ["id", "title", "attribution", "tags", "source_url", "source_link", "original_filename", "width",
                   "height", "format", "file_size", "content_hash", "status", "failure_reason", "uploader",
-                  "created_at", "original_url", "thumbnail_url"]  # fmt: skip
+                  "created_at", "original_url", "thumbnail_url", "description"]  # fmt: skip
         read_only_fields = fields
 
     def _url(self, name: str | None) -> str | None:
@@ -157,6 +157,19 @@ class ProvenanceInputSerializer(serializers.Serializer):
     attribution = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     source_link = serializers.URLField(required=False, allow_blank=True, max_length=2000, default="")
     tags = TagsField(required=False, default=list)
+
+
+class ImageUpdateSerializer(StrictParamsMixin, serializers.Serializer):
+    """The words of an image people may change; each one optional (PATCH)."""
+
+    title = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    attribution = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=10_000, trim_whitespace=False,
+        help_text="Free text about the picture; searchable (keyword index, desc: field).",
+    )  # fmt: skip
+    source_link = serializers.URLField(required=False, allow_blank=True, max_length=2000)
+    tags = TagsField(required=False)
 
 
 class UploadInputSerializer(StrictParamsMixin, ProvenanceInputSerializer):

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from images.filters import catalogue_filters_from
 from images.selectors import image_get, image_list
 from images.services import fetch_url_bounded, image_delete, image_ingest
+from images.services.editing import image_update
 from images.services.uploads import uploaded_file_read, uploads_ingest
 
 from . import serializers as s
@@ -118,10 +119,23 @@ class ImageFromUrlView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIVie
 
 class ImageDetailView(CredentialsNeededMixin, MethodScopedThrottleMixin, APIView):
     permission_classes = [CataloguePermission]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
 
     @extend_schema(operation_id="images_retrieve", responses=s.ImageOutputSerializer)
     def get(self, request, image_id: int):
         return Response(s.ImageOutputSerializer(image_get(image_id), context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="images_update",
+        request=s.ImageUpdateSerializer,
+        responses=s.ImageOutputSerializer,
+        summary="Change an image's title, attribution, description, tags or source link (searchable at once).",
+    )
+    def patch(self, request, image_id: int):
+        changes = s.ImageUpdateSerializer(data=request.data)
+        changes.is_valid(raise_exception=True)
+        image = image_update(image=image_get(image_id), changes=dict(changes.validated_data))
+        return Response(s.ImageOutputSerializer(image, context={"request": request}).data)
 
     @extend_schema(operation_id="images_delete", responses={204: None})
     def delete(self, request, image_id: int):

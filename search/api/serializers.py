@@ -10,7 +10,9 @@ from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
 from images.api.serializers import CatalogueFilterSerializer, StrictParamsMixin
+from images.keyword_query import FIELD_COLUMNS
 from search.query import MAX_LIMIT, MAX_TERMS, MAX_WINDOW, SearchHit, SearchPage
+from search.query.types import MODES
 
 
 class SearchParamsSerializer(CatalogueFilterSerializer):
@@ -21,6 +23,12 @@ class SearchParamsSerializer(CatalogueFilterSerializer):
         required=False, allow_null=True, min_value=0, max_value=2, help_text="Keep hits within this of the best score"
     )
     sort = serializers.ChoiceField(choices=["score", "date"], required=False, default="score")
+    mode = serializers.ChoiceField(
+        choices=list(MODES), required=False, default="hybrid",
+        help_text="hybrid (default): the semantic and the keyword ranking fused; semantic: CLIP only; keyword: "
+        "the text index only (title, tags, file name, attribution, description, picture text, accepted automatic "
+        "tags)",
+    )  # fmt: skip
     collapse = serializers.BooleanField(required=False, default=False, help_text="Fold near-duplicate hits")
     collapse_threshold = serializers.FloatField(required=False, allow_null=True, min_value=0.5, max_value=1)
     offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_WINDOW - 1)
@@ -32,17 +40,23 @@ class SearchGetSerializer(SearchParamsSerializer):
 
 
 class TermSerializer(StrictParamsMixin, serializers.Serializer):
-    """One weighted term: exactly one of text, image_id or url."""
+    """One weighted term: exactly one of text, image_id or url; ``field`` with ``text`` makes it a field term."""
 
     text = serializers.CharField(required=False, max_length=300)
     image_id = serializers.IntegerField(required=False, min_value=1)
     url = serializers.URLField(required=False, max_length=2000)
+    field = serializers.ChoiceField(
+        choices=list(FIELD_COLUMNS), required=False,
+        help_text="With text: a keyword field term (by: photographer, title:, tag:, file:, desc:, text:, auto:)",
+    )  # fmt: skip
     weight = serializers.FloatField(required=False, default=1.0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [key for key in ("text", "image_id", "url") if key in attrs]
         if len(given) != 1:
             raise serializers.ValidationError("Each term needs exactly one of text, image_id or url.")
+        if "field" in attrs and "text" not in attrs:
+            raise serializers.ValidationError('A field term needs text, as in {"field": "by", "text": "Ansel Adams"}.')
         return attrs
 
 
@@ -77,10 +91,27 @@ class ImageBriefSerializer(serializers.Serializer):
     similar_url = serializers.CharField()
 
 
+class MatchSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="title, attribution, tags, filename, description, picture_text, autotags")
+    # A declared field named "label": DRF's metaclass pops it from the class, so it never shadows ``Field.label``.
+    label = serializers.CharField(help_text="The field's name for people")  # type: ignore[assignment]
+    highlight = serializers.CharField(help_text="The field's text, HTML-escaped, matched words in <mark>")
+
+
 class HitSerializer(serializers.Serializer):
-    score = serializers.FloatField(help_text="Cosine similarity to the query; higher is closer")
+    score = serializers.FloatField(
+        help_text="The ranking score, higher is better: cosine similarity to the query in semantic mode, the fused "
+        "score (0-1) in hybrid mode, keyword relevance (0-1) in keyword mode"
+    )
     duplicates = serializers.IntegerField(help_text="Near-duplicates folded into this hit (when collapsing)")
     duplicate_ids = serializers.ListField(child=serializers.IntegerField())
+    semantic_score = serializers.FloatField(
+        allow_null=True, help_text="Cosine similarity to the query (null in keyword mode)"
+    )
+    keyword_score = serializers.FloatField(
+        allow_null=True, help_text="Keyword relevance, 0-1 (null when the keyword side did not rank this hit)"
+    )
+    matched = MatchSerializer(many=True, help_text="Fields whose words matched the query")
     image = ImageBriefSerializer()
 
 
@@ -94,6 +125,7 @@ class SearchOutputSerializer(serializers.Serializer):
     model_key = serializers.CharField()
     notices = serializers.ListField(child=serializers.CharField())
     timings_ms = serializers.DictField(child=serializers.FloatField())
+    mode = serializers.ChoiceField(choices=list(MODES), help_text="The mode that ranked the hits")
 
 
 def _url(image_field: Any) -> str | None:
@@ -121,6 +153,9 @@ def hit_payload(hit: SearchHit, urls: tuple[str, str] | None = None) -> dict[str
         "score": round(hit.score, 6),
         "duplicates": hit.duplicates,
         "duplicate_ids": hit.duplicate_ids,
+        "semantic_score": None if hit.semantic_score is None else round(hit.semantic_score, 6),
+        "keyword_score": None if hit.keyword_score is None else round(hit.keyword_score, 6),
+        "matched": [{"field": m.field, "label": m.label, "highlight": m.highlight} for m in hit.matches],
         "image": {
             "id": image.pk,
             "title": str(image),
@@ -154,4 +189,5 @@ def page_payload(page: SearchPage) -> dict[str, Any]:
         "model_key": page.model_key,
         "notices": page.notices,
         "timings_ms": page.timings_ms,
+        "mode": page.mode,
     }

@@ -59,7 +59,10 @@ class SearchView(_SearchAPIView):
         operation_id="search",
         parameters=[SearchGetSerializer],
         responses={200: SearchOutputSerializer},
-        description='Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `"quoted phrase"`.',
+        description='Query syntax: `beach + 0.5 * sunset - people`, `image:123 - snow`, `"quoted phrase"`; field '
+        'terms for the keyword side: `by:"Michelle Spencer"`, `title:forest`, `file:IMG_2041`, `tag:`, `desc:`, '
+        "`text:` (read from the picture), `auto:` (accepted automatic tags); `-by:x` excludes. `mode`: hybrid "
+        "(default), semantic or keyword.",
     )
     def get(self, request: Request) -> Response:
         params = SearchGetSerializer(data=request.query_params)
@@ -103,6 +106,8 @@ class SearchView(_SearchAPIView):
 
 def _term(item: dict[str, Any]) -> QueryTerm:
     weight = item.get("weight", 1.0)
+    if "field" in item:
+        return QueryTerm(kind="field", field=item["field"], text=" ".join(item["text"].split()), weight=weight)
     if "image_id" in item:
         return QueryTerm(kind="image_id", image_id=item["image_id"], weight=weight)
     if "url" in item:

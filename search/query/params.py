@@ -35,4 +35,5 @@ def search_query_from_params(
         limit=params.get("limit") or DEFAULT_LIMIT,
         exclude_ids=exclude_ids,
         interface=interface,
+        mode=params.get("mode") or "hybrid",
     )

@@ -5,11 +5,14 @@ stays one word)::
 
     query   := ['+' | '-'] term (('+' | '-') term)*
     term    := [weight '*'] atom+
-    atom    := word | "quoted phrase" | image:<id> | http(s)://url
+    atom    := word | "quoted phrase" | image:<id> | http(s)://url | field:word | field:"quoted phrase"
+    field   := title | by | tag | file | desc | text | auto
 
 Consecutive words form one text term (``red circle`` is a single phrase, not two terms). ``image:123`` and URLs
-must stand alone in their term. Examples: ``beach + 0.5 * sunset - people``, ``image:123 - snow``,
-``"a red circle" - circle``.
+must stand alone in their term. A field atom becomes a term of its own with its term's sign and weight: the
+keyword side must find it in that field (``by:"Michelle Spencer"``), or, with ``-``, must not. Examples:
+``beach + 0.5 * sunset - people``, ``image:123 - snow``, ``"a red circle" - circle``,
+``forest by:"Michelle Spencer"``, ``file:IMG_2041``, ``red circle -tag:demo``.
 """
 
 from __future__ import annotations
@@ -17,14 +20,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from images.keyword_query import FIELD_COLUMNS
+
 from .types import MAX_QUERY_CHARS, MAX_TERM_CHARS, MAX_TERMS, MAX_WEIGHT, QueryError, QueryTerm
+
+FIELDS_TEXT = ", ".join(f"{name}:" for name in FIELD_COLUMNS)
+_NOT_FIELDS = ("image", "url", "http", "https")
 
 
 @dataclass(frozen=True)
 class _Token:
-    kind: str  # "op", "star", "word", "phrase"
+    kind: str  # "op", "star", "word", "phrase", "field"
     value: str
     pos: int  # 1-based character position, for messages
+    field: str = ""
 
 
 def query_parse(*, text: str) -> tuple[QueryTerm, ...]:
@@ -48,9 +57,11 @@ def terms_validate(*, terms: tuple[QueryTerm, ...]) -> None:
         raise QueryError(f"The query has {len(terms)} terms; the limit is {MAX_TERMS}.")
     for term in terms:
         _check_weight(term.weight, term.describe())
-        if term.kind == "text" and not term.text.strip():
+        if term.kind in ("text", "field") and not term.text.strip():
             raise QueryError("A text term is empty.")
-        if term.kind == "text" and len(term.text) > MAX_TERM_CHARS:
+        if term.kind == "field" and term.field not in FIELD_COLUMNS:
+            raise QueryError(f"Unknown field {term.field[:20]!r}; fields: {FIELDS_TEXT}.")
+        if term.kind in ("text", "field") and len(term.text) > MAX_TERM_CHARS:
             raise QueryError(f"The term {term.text[:30]!r}… is longer than {MAX_TERM_CHARS} characters.")
     if not any(term.weight > 0 for term in terms):
         raise QueryError("The query has only negative terms; add something to search for, e.g. `beach - people`.")
@@ -90,7 +101,22 @@ def _tokenize(text: str) -> list[_Token]:
             start = i
             while i < n and not text[i].isspace() and text[i] not in '"*':
                 i += 1
-            tokens.append(_Token("word", text[start:i], start + 1))
+            token = _Token("word", text[start:i], start + 1)
+            field = _field_name(token)
+            if field is not None:
+                value = token.value[len(field) + 1 :]
+                if not value and i < n and text[i] == '"':
+                    end = text.find('"', i + 1)
+                    if end == -1:
+                        raise QueryError(f"The quoted phrase after {field}: at character {i + 1} has no closing quote.")
+                    value, i = " ".join(text[i + 1 : end].split()), end + 1
+                if not value:
+                    raise QueryError(
+                        f'{field}: at character {start + 1} needs a word or a "quoted phrase", '
+                        f'as in by:"Michelle Spencer" or file:IMG_2041.'
+                    )
+                token = _Token("field", value, start + 1, field=field)
+            tokens.append(token)
         if len(tokens) > 4 * MAX_TERMS + MAX_TERM_CHARS:  # hostile input: stop long before the term cap bites
             raise QueryError(f"The query has too many parts; the limit is {MAX_TERMS} terms.")
     return tokens
@@ -151,6 +177,19 @@ class _Parser:
         if len(self.terms) >= MAX_TERMS:
             raise QueryError(f"The query has more than {MAX_TERMS} terms; the limit is {MAX_TERMS}.")
         weight = self.sign * (1.0 if self.weight is None else self.weight)
+        fields = [a for a in self.atoms if a.kind == "field"]
+        self.atoms = [a for a in self.atoms if a.kind != "field"]
+        for atom in fields:
+            if len(self.terms) >= MAX_TERMS:
+                raise QueryError(f"The query has more than {MAX_TERMS} terms; the limit is {MAX_TERMS}.")
+            if len(atom.value) > MAX_TERM_CHARS:
+                raise QueryError(f"The {atom.field}: value at character {atom.pos} is longer than {MAX_TERM_CHARS}.")
+            term = QueryTerm(kind="field", field=atom.field, text=atom.value, weight=weight)
+            _check_weight(weight, term.describe())
+            self.terms.append(term)
+        if not self.atoms:
+            self._reset(sign=1.0, at=None)
+            return
         first = self.atoms[0]
         special = [a for a in self.atoms if a.kind == "word" and _special_kind(a.value)]
         if special:
@@ -172,6 +211,22 @@ class _Parser:
         _check_weight(weight, term.describe())
         self.terms.append(term)
         self._reset(sign=1.0, at=None)
+
+
+def _field_name(token: _Token) -> str | None:
+    """The field of a ``name:value`` word (``by:Spencer``, or ``by:`` before a quote), ``None`` for other words;
+    an unknown alphabetic name is refused so a typo (``auther:``) never searches for the literal word."""
+    name, colon, _ = token.value.partition(":")
+    if not colon or not name.isalpha() or not name.isascii():
+        return None
+    if name.lower() in FIELD_COLUMNS:
+        return name.lower()
+    if name.lower() in _NOT_FIELDS or len(name) > 12:
+        return None
+    raise QueryError(
+        f"Unknown field {name[:12]!r}: at character {token.pos}; fields: {FIELDS_TEXT} "
+        f'(put the word in quotes, "{token.value[:30]}", to search for it as written).'
+    )
 
 
 def _special_kind(word: str) -> str | None:

@@ -17,8 +17,12 @@ if TYPE_CHECKING:
 
     from images.models import Image
 
-TermKind = Literal["text", "image", "url", "image_id", "vector"]
+TermKind = Literal["text", "image", "url", "image_id", "vector", "field"]
 SortOrder = Literal["score", "date"]
+SearchMode = Literal["hybrid", "semantic", "keyword"]
+Fusion = Literal["rrf", "score"]
+MODES: tuple[SearchMode, ...] = ("hybrid", "semantic", "keyword")
+FUSION_DEFAULT: Fusion = "score"  # measured against "rrf" by bench/hybrid.py (bench/results/hybrid.json)
 
 MAX_QUERY_CHARS = 2000
 MAX_TERMS = 16
@@ -46,6 +50,8 @@ class QueryTerm:
     * ``image_id``: ``image_id`` names a catalogue image whose stored vector is used (never re-encoded).
     * ``vector``: ``vector`` is an already encoded query (e.g. a picture dropped in the UI a moment ago) and
       ``model_key`` says which model made it.
+    * ``field``: ``text`` must match in the keyword field ``field`` (``by``, ``title``, ...; see
+      ``images.keyword_query.FIELD_COLUMNS``); a negative weight excludes images that match.
     """
 
     kind: TermKind
@@ -56,6 +62,7 @@ class QueryTerm:
     image_id: int | None = None
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
     model_key: str = ""
+    field: str = ""
 
     def describe(self) -> str:
         """A short human label, used in notices and in the UI's echo of the query."""
@@ -65,6 +72,8 @@ class QueryTerm:
             return f"image:{self.image_id}"
         if self.kind == "url":
             return self.url
+        if self.kind == "field":
+            return f'{self.field}:"{self.text}"'
         return "your picture"
 
 
@@ -84,15 +93,23 @@ class SearchQuery:
     exclude_ids: tuple[int, ...] = ()
     model_id: str | None = None
     interface: str = "python"
+    mode: SearchMode = "hybrid"
+    fusion: Fusion = FUSION_DEFAULT
 
 
 @dataclass
 class SearchHit:
-    """One result: the catalogue row, its similarity score, and the near-duplicates folded into it."""
+    """One result: the catalogue row, its ranking score (cosine similarity in semantic mode, keyword relevance in
+    keyword mode, the fused score in hybrid mode), the near-duplicates folded into it, and why it matched: the
+    cosine similarity (``None`` when not computed), the keyword score (``None`` when no keyword matched) and the
+    matched fields with the matched words marked."""
 
     image: Image
     score: float
     duplicate_ids: list[int] = field(default_factory=list)
+    semantic_score: float | None = None
+    keyword_score: float | None = None
+    matches: list[Any] = field(default_factory=list)  # images.keyword_search.FieldMatch
 
     @property
     def duplicates(self) -> int:
@@ -112,6 +129,7 @@ class SearchPage:
     notices: list[str] = field(default_factory=list)
     terms: tuple[QueryTerm, ...] = ()
     timings_ms: dict[str, float] = field(default_factory=dict)
+    mode: SearchMode = "semantic"
 
     @property
     def next_offset(self) -> int | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ import numpy as np
 
 from images.models import Image, ImageStatus
 from search.embeddings import get_encoder, loaded_encoder, on_inference_thread
+from search.embeddings.inference import start_on_inference_thread
 from search.index import stored_vectors
 from search.query import QueryError, QueryTerm
 from search.state import active_model, active_model_key
@@ -45,6 +48,11 @@ class _LruCache:
             self._items.move_to_end(key)
             self.hits += 1
             return value
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is cached; neither counts as a hit or miss nor refreshes its recency."""
+        with self._lock:
+            return key in self._items
 
     def put(self, key: tuple[str, str], value: np.ndarray) -> None:
         with self._lock:
@@ -113,6 +121,37 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
     if norm < 1e-6:
         raise QueryError("The terms cancel each other out; change a weight or add a term.")
     return QueryVector(vector=(total / norm).astype(np.float32), model_key=model_key, notices=notices)
+
+
+def text_vectors_prefetch(*, terms: tuple[QueryTerm, ...], model_id: str | None = None) -> Callable[[], None]:
+    """Start encoding the short text terms not cached yet on the inference thread, without waiting, and return
+    a function that waits for them. They land in the text cache, so ``query_vector_build`` then finds them: a
+    caller does other work meanwhile (hybrid search runs the keyword index while the model encodes). Any error
+    is left for ``query_vector_build`` to raise (it encodes what is still missing)."""
+    texts = list(dict.fromkeys(t.text for t in terms if t.kind == "text" and len(t.text) <= TEXT_CACHE_MAX_CHARS))
+    encoder = loaded_encoder(model_id, None) if model_id else loaded_encoder(active_model().model_id,
+                                                                              active_model().revision)  # fmt: skip
+    if encoder is None or not texts:
+        return lambda: None
+    missing = [text for text in texts if (encoder.model_key, text) not in TEXT_VECTOR_CACHE]
+    if not missing:
+        return lambda: None
+    done: Future[None] = Future()
+
+    def encode() -> None:
+        try:
+            array, _ = encoder.encode_texts_detailed(missing)
+            for text, vector in zip(missing, array, strict=True):
+                vector = np.array(vector, dtype=np.float32)
+                vector.setflags(write=False)
+                TEXT_VECTOR_CACHE.put((encoder.model_key, text), vector)
+        except Exception:  # query_vector_build encodes again and raises it properly
+            pass
+        finally:
+            done.set_result(None)
+
+    start_on_inference_thread(encode)
+    return lambda: done.result()
 
 
 def _encoder(model_id: str | None) -> Encoder:

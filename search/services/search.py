@@ -1,74 +1,106 @@
-"""``search_run``: a query in, one page of hydrated, scored hits out.
+"""``search_run``: a query in, one page of hydrated, scored hits out, in the query's mode.
 
-Stages (each timed in ``semsearch_search_stage_seconds``): encode the terms into one vector; search the index
-(only the matching ids when filters are selective, else over-fetching and filtering, growing the fetch until the
-page is full, a cut-off is reached or the index is exhausted); apply cut-offs and duplicate collapsing; hydrate
-the page from the database (ready images only, so deleted or failed ones never show).
+* ``semantic``: the terms' vector against the index (``search_semantic``).
+* ``keyword``: the keyword index alone (``images.keyword_search``); no model needed.
+* ``hybrid`` (the default): both rankings fused (``search_hybrid``); a query without words is plain semantic.
+
+Field terms (``by:"Michelle Spencer"``) restrict every mode. Stages are timed in ``semsearch_search_stage_seconds``;
+hydration reads ready images only, so deleted or failed ones never show.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import replace
 
-import numpy as np
-from django.db.models import QuerySet
-
-from core.metrics import SEARCH_STAGE_SECONDS, SEARCHES
+from core.metrics import SEARCHES
+from images.keyword_search import keyword_highlights, keyword_restriction
 from images.models import Image
 from search.query import MAX_LIMIT, MAX_WINDOW, QueryError, SearchHit, SearchPage, SearchQuery, terms_validate
+from search.query.keywords import keyword_query_from_terms
+from search.query.types import MODES
 
 from .query_vectors import query_vector_build
-from .search_filters import filters_allowed_ids, filters_queryset
-from .search_ranking import Candidate, cutoffs_apply, duplicates_collapse
-
-FIRST_FETCH_MIN = 64
-UNFILTERED_SLACK = 8
-FULL_ROWS_MAX = 500  # up to this many new ids per round, load whole rows at once (saves a second query)
-FETCH_GROWTH = 4
-MAX_FETCH = 200_000  # deepest index search one query may do while over-fetching for a broad filter
+from .search_hybrid import VECTOR_KINDS, Ranked, hybrid_candidates
+from .search_semantic import semantic_candidates, stage
 
 
 def search_run(*, query: SearchQuery) -> SearchPage:
     """Run ``query`` and return the page ``[offset, offset + limit)`` of its hits, best first (or newest first).
 
-    Every hit carries its score (cosine similarity, higher is closer). Pages are stable: the same query and index
-    give the same ordering, ties broken by image id. Raises ``QueryError`` (400) for a bad query or options and
-    ``ModelUnavailableError`` (503) when a term needs the model and it cannot load. Read-only apart from metrics
-    and the text-vector cache.
+    Every hit carries its ranking score (cosine similarity in semantic mode), its cosine and keyword scores and
+    its matched fields. Pages are stable: the same query and index give the same ordering, ties broken by image
+    id. Raises ``QueryError`` (400) for a bad query or options and ``ModelUnavailableError`` (503) when a term
+    needs the model and it cannot load. Read-only apart from metrics and the text-vector cache.
     """
     terms_validate(terms=query.terms)
     _options_validate(query)
+    keywords = keyword_query_from_terms(terms=query.terms)
+    vector_terms = tuple(t for t in query.terms if t.kind in VECTOR_KINDS)
+    mode = query.mode
+    if mode == "keyword" and vector_terms and not all(t.kind == "text" for t in vector_terms):
+        raise QueryError("Keyword mode searches words only; image:, URL and picture terms need mode=hybrid or "
+                         "mode=semantic.")  # fmt: skip
+    if mode == "keyword" and keywords.is_empty:
+        raise QueryError("Keyword mode needs at least one word to look for.")
+    if mode == "semantic" and not any(t.weight > 0 for t in vector_terms):
+        raise QueryError("Semantic mode needs a text or picture term; field terms such as by: only narrow it "
+                         "(use mode=hybrid or mode=keyword to search by fields alone).")  # fmt: skip
+    if mode == "hybrid" and not any(t.weight > 0 for t in vector_terms):
+        mode = "keyword"  # only field terms: nothing for the model to rank
+    if mode == "hybrid" and keywords.is_empty:
+        mode = "semantic"
     SEARCHES.labels(interface=query.interface).inc()
     timings: dict[str, float] = {}
-    with _stage("encode", timings):
-        query_vector = query_vector_build(terms=query.terms, model_id=query.model_id)
+    restrict = keyword_restriction(query=keywords)
     want = MAX_WINDOW if query.sort == "date" else query.offset + query.limit + 1
-    candidates, created, rows = _candidates(query, query_vector.vector, query_vector.model_key, want, timings)
+    notices: list[str] = []
+    if mode == "semantic":
+        with stage("encode", timings):
+            query_vector = query_vector_build(terms=vector_terms, model_id=query.model_id)
+        notices = query_vector.notices
+        found, created, rows = semantic_candidates(query, query_vector.vector, query_vector.model_key, want, timings,
+                                                   restrict)  # fmt: skip
+        model_key = query_vector.model_key
+        ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, c.score, None) for c in found]
+    else:
+        outcome = hybrid_candidates(query=replace(query, mode=mode), terms=vector_terms, keywords=keywords,
+                                    restrict=restrict, want=want, timings=timings)  # fmt: skip
+        ranked, created, rows, model_key, notices = outcome
     if query.sort == "date":
-        candidates.sort(key=lambda c: (created[c.image_id], c.image_id), reverse=True)
-    window = candidates[query.offset : query.offset + query.limit]
+        ranked.sort(key=lambda c: (created[c.image_id], c.image_id), reverse=True)
+    window = ranked[query.offset : query.offset + query.limit]
     missing = [c.image_id for c in window if c.image_id not in rows]
     if missing:  # only when a deep over-fetch checked ids without loading whole rows
-        with _stage("hydrate", timings):
-            rows.update(Image.objects.filter(pk__in=missing, status="ready").select_related("uploader").in_bulk())
-    hits = [SearchHit(rows[c.image_id], c.score, c.duplicate_ids) for c in window if c.image_id in rows]
+        with stage("hydrate", timings):
+            # No ordering: with the model's (-created_at) SQLite would walk the whole status/created index.
+            page_rows = Image.objects.filter(pk__in=missing, status="ready").order_by().select_related("uploader")
+            rows.update(page_rows.in_bulk())
+    window = [c for c in window if c.image_id in rows]
+    matches = {}
+    if not keywords.is_empty and window:
+        with stage("highlight", timings):
+            matches = keyword_highlights(query=keywords, image_ids=[c.image_id for c in window])
+    hits = [SearchHit(rows[c.image_id], c.score, c.duplicate_ids, c.semantic, c.keyword, matches.get(c.image_id, []))
+            for c in window]  # fmt: skip
     return SearchPage(
         hits=hits,
         offset=query.offset,
         limit=query.limit,
-        has_more=len(candidates) > query.offset + query.limit,
-        model_key=query_vector.model_key,
-        best_score=max((c.score for c in candidates), default=None),
-        notices=query_vector.notices,
+        has_more=len(ranked) > query.offset + query.limit,
+        model_key=model_key,
+        best_score=max((c.score for c in ranked), default=None),
+        notices=notices,
         terms=query.terms,
         timings_ms=timings,
+        mode=mode,
     )
 
 
 def _options_validate(query: SearchQuery) -> None:
+    if query.mode not in MODES:
+        raise QueryError(f"mode must be one of {', '.join(MODES)}.")
+    if query.fusion not in ("rrf", "score"):
+        raise QueryError("fusion must be 'rrf' or 'score'.")
     if not 1 <= query.limit <= MAX_LIMIT:
         raise QueryError(f"limit must be between 1 and {MAX_LIMIT}.")
     if query.offset < 0:
@@ -83,94 +115,3 @@ def _options_validate(query: SearchQuery) -> None:
         raise QueryError("The duplicate threshold must be above 0 and at most 1.")
     if query.sort not in ("score", "date"):
         raise QueryError("sort must be 'score' or 'date'.")
-
-
-def _candidates(
-    query: SearchQuery, vector: np.ndarray, model_key: str, want: int, timings: dict[str, float]
-) -> tuple[list[Candidate], dict[int, datetime], dict[int, Image]]:
-    """Ranked, filtered, cut and collapsed candidates: at least ``want`` of them unless the index has no more.
-
-    Also returns each passing id's creation time and, for ids checked in small batches (the usual case), the
-    whole hydrated row, so a page normally costs a single catalogue query.
-    """
-    from search.index import index_search
-
-    allowed = filters_allowed_ids(filters=query.filters)
-    if allowed is not None and not allowed:
-        return [], {}, {}
-    base = filters_queryset(filters=query.filters)
-    excluded = set(query.exclude_ids)
-    if query.filters.is_empty:  # nearly every indexed id is a ready image: fetch just the page (plus slack)
-        fetch = want + len(excluded) + UNFILTERED_SLACK
-    else:
-        fetch = max(FIRST_FETCH_MIN, 2 * (want + len(excluded)))
-    if allowed is not None:
-        fetch = min(fetch, len(allowed))
-    created: dict[int, datetime] = {}
-    rows: dict[int, Image] = {}
-    checked: set[int] = set()
-    vectors: dict[int, np.ndarray] = {}
-    kept: list[Candidate] = []
-    while True:
-        with _stage("index", timings):
-            raw = index_search(model_key=model_key, vectors=vector[None, :], k=fetch, allowed_ids=allowed)[0]
-        exhausted = len(raw) < fetch or fetch >= MAX_FETCH or (allowed is not None and fetch >= len(allowed))
-        ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
-        new_ids = [i for i, _ in ranked if i not in checked]
-        # Unfiltered, nearly every id is a ready image: load the rows the page needs, the slack only if some aren't.
-        need = want + len(excluded) if query.filters.is_empty else len(new_ids)
-        for batch in (new_ids[:need], new_ids[need:]):
-            if not batch:
-                continue
-            with _stage("hydrate", timings):
-                _hydrate(base, batch, rows, created)
-            checked.update(batch)
-            passing = [Candidate(i, s) for i, s in ranked if i in created and i not in excluded]
-            kept, cut = _kept(query, passing, model_key, vectors)
-            if len(kept) >= want or cut:
-                return kept[: max(want, 0)], created, rows
-        if exhausted:
-            return kept[: max(want, 0)], created, rows
-        fetch = min(fetch * FETCH_GROWTH, MAX_FETCH)
-
-
-def _hydrate(base: QuerySet[Image], ids: list[int], rows: dict[int, Image], created: dict[int, datetime]) -> None:
-    """Load the passing ones of ``ids``: whole rows for a page-sized batch, else only their creation times."""
-    if len(ids) <= FULL_ROWS_MAX:
-        found = base.filter(pk__in=ids).select_related("uploader").in_bulk()
-        rows.update(found)
-        created.update((pk, row.created_at) for pk, row in found.items())
-    else:
-        for chunk in _chunks(ids, 900):
-            created.update(base.filter(pk__in=chunk).values_list("id", "created_at"))
-
-
-def _kept(
-    query: SearchQuery, passing: list[Candidate], model_key: str, vectors: dict[int, np.ndarray]
-) -> tuple[list[Candidate], bool]:
-    """``passing`` after the cut-offs and duplicate collapsing, and whether a cut-off stopped the ranking."""
-    from search.index import stored_vectors
-
-    kept, cut = cutoffs_apply(candidates=passing, min_score=query.min_score, relative_margin=query.relative_margin)
-    if query.collapse:
-        missing = [c.image_id for c in kept if c.image_id not in vectors]
-        if missing:
-            vectors.update(stored_vectors(model_key=model_key, image_ids=missing))
-        kept = duplicates_collapse(candidates=kept, vectors=vectors, threshold=query.collapse_threshold)
-    return kept, cut
-
-
-def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-@contextmanager
-def _stage(name: str, timings: dict[str, float]) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        elapsed = time.perf_counter() - started
-        SEARCH_STAGE_SECONDS.labels(stage=name).observe(elapsed)
-        timings[name] = round(timings.get(name, 0.0) + elapsed * 1000, 3)

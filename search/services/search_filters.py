@@ -6,7 +6,7 @@ the index search, over-fetching until the page is full (see ``search.services.se
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from images.filters import image_filter
 from images.models import Image, ImageStatus
@@ -16,18 +16,20 @@ from search.query import SearchFilters
 SELECTIVE_MAX_IDS = 20_000
 
 
-def filters_queryset(*, filters: SearchFilters) -> QuerySet[Image]:
-    """Ready images that pass ``filters`` (``images.filters.image_filter``; deleted images are simply absent).
-    Lazy; no query runs here."""
-    return image_filter(queryset=Image.objects.filter(status=ImageStatus.READY), filters=filters).order_by()
+def filters_queryset(*, filters: SearchFilters, restrict: Q | None = None) -> QuerySet[Image]:
+    """Ready images that pass ``filters`` (``images.filters.image_filter``; deleted images are simply absent) and
+    ``restrict`` (the keyword side's field terms). Lazy; no query runs here."""
+    queryset = image_filter(queryset=Image.objects.filter(status=ImageStatus.READY), filters=filters).order_by()
+    return queryset if restrict is None else queryset.filter(restrict)
 
 
-def filters_allowed_ids(*, filters: SearchFilters) -> list[int] | None:
+def filters_allowed_ids(*, filters: SearchFilters, restrict: Q | None = None) -> list[int] | None:
     """The matching ids when the filters are selective (at most ``SELECTIVE_MAX_IDS``), else ``None`` (broad).
 
     No filters at all is always broad. One bounded query.
     """
-    if filters.is_empty:
+    if filters.is_empty and restrict is None:
         return None
-    ids = list(filters_queryset(filters=filters).values_list("id", flat=True)[: SELECTIVE_MAX_IDS + 1])
+    queryset = filters_queryset(filters=filters, restrict=restrict)
+    ids = list(queryset.values_list("id", flat=True)[: SELECTIVE_MAX_IDS + 1])
     return None if len(ids) > SELECTIVE_MAX_IDS else ids

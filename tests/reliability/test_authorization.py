@@ -1,4 +1,4 @@
-"""Who may do what: every REST operation × {anonymous, user, editor (add/delete permission), staff}, CSRF on
+"""Who may do what: every REST operation × {anonymous, user, editor (add/change/delete permission), staff}, CSRF on
 session-authenticated writes, and token handling. Operations are discovered from the generated OpenAPI schema, so
 new endpoints are covered without editing this file; ``test_every_promised_endpoint_exists`` fails loudly when a
 promised one is missing."""
@@ -73,7 +73,9 @@ def users(db: None) -> dict[str, User | None]:
     plain = User.objects.create_user("authz-user", password="pw-authz-user-123")
     editor = User.objects.create_user("authz-editor", password="pw-authz-editor-123")
     editor.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label="images", codename__in=["add_image", "delete_image"])
+        *Permission.objects.filter(
+            content_type__app_label="images", codename__in=["add_image", "change_image", "delete_image"]
+        )
     )
     staff = User.objects.create_user("authz-staff", password="pw-authz-staff-123", is_staff=True)
     return {"anonymous": None, "user": plain, "editor": editor, "staff": staff}

@@ -219,3 +219,35 @@ def test_phone_layout_and_empty_index(browser, live_server, shots: Path, setting
         browser.save_screenshot(str(shots / "empty-phone.png"))
     finally:
         browser.set_window_size(1280, 900)
+
+
+def test_a_query_only_the_words_can_answer_puts_the_right_picture_first(browser, live_server, corpus, shots) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    # given one picture whose photographer and file name only its words know
+    target = corpus[5]
+    Image.objects.filter(pk=target.pk).update(attribution="Michelle Spencer", original_filename="IMG_2041.JPG")
+    _fresh(browser, live_server.url + "/")
+    browser.find_element(By.ID, "q").send_keys("Michelle Spencer", Keys.ENTER)
+    _navigated(browser)
+    _wait(browser, ".hit")
+    # then it comes first (words + pictures is the default mode) and says which field matched, words marked
+    assert _hit_ids(browser)[0] == target.pk
+    first = browser.find_element(By.CSS_SELECTOR, ".hit")
+    matched = first.find_element(By.CSS_SELECTOR, ".matched li[data-field='attribution']")
+    assert "photographer" in matched.text
+    assert [m.text for m in matched.find_elements(By.TAG_NAME, "mark")] == ["Michelle", "Spencer"]
+    browser.save_screenshot(str(shots / "search-hybrid.png"))
+    # and "words only" finds it by its file name alone
+    box = browser.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys("file:IMG_2041")
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "mode")).select_by_value("keyword")
+    box.send_keys(Keys.ENTER)
+    _navigated(browser)
+    _wait(browser, ".hit")
+    assert _hit_ids(browser) == [target.pk]
+    assert "mode=keyword" in browser.current_url

@@ -9,8 +9,8 @@ from core.metrics import SEARCH_STAGE_SECONDS, SEARCHES
 from images.models import Image, ImageStatus
 from search.models import SearchModel, SearchModelState
 from search.query import QueryError, QueryTerm, SearchFilters, SearchQuery
-from search.services import search as search_module
 from search.services import search_filters
+from search.services import search_semantic as search_module
 from search.services.search import search_run
 from tests.search.test_search_fixtures import HAND_MODEL_KEY, days_ago, embedding_add, image_make, unit
 

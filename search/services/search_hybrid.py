@@ -1,0 +1,115 @@
+"""Keyword and hybrid rankings: the keyword index alone, or fused with the semantic ranking.
+
+Both lists are taken ``FUSION_DEPTH`` deep (or as deep as the page needs), filtered the same way, fused
+(``search_fusion``), then cut (``min_score`` / ``relative_margin`` on the fused score) and collapsed like
+semantic hits. Every candidate also gets its cosine similarity when a query vector exists (stored vectors,
+no model call), so each hit can say how close it looks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import numpy as np
+from django.db.models import Q, QuerySet
+
+from images.keyword_query import KeywordQuery
+from images.keyword_search import keyword_ranking
+from images.models import Image
+from search.index import stored_vectors
+from search.query import QueryTerm, SearchQuery
+from search.state import active_model_key
+
+from .query_vectors import query_model_key, query_vector_build, text_vectors_prefetch
+from .search_filters import filters_queryset
+from .search_fusion import fuse_rrf, fuse_scores
+from .search_ranking import Candidate
+from .search_semantic import candidates_kept, semantic_candidates, stage
+
+FUSION_DEPTH = 100  # each side's list is this deep (or as deep as the page needs)
+VECTOR_KINDS = ("text", "image", "url", "image_id", "vector")
+
+
+@dataclass
+class Ranked:
+    """A ranked candidate before hydration: its ranking score and what it is made of."""
+
+    image_id: int
+    score: float
+    duplicate_ids: list[int] = field(default_factory=list)
+    semantic: float | None = None
+    keyword: float | None = None
+
+
+HybridOutcome = tuple[list[Ranked], dict[int, datetime], dict[int, Image], str, list[str]]
+
+
+def hybrid_candidates(
+    *,
+    query: SearchQuery,
+    terms: tuple[QueryTerm, ...],
+    keywords: KeywordQuery,
+    restrict: Q | None,
+    want: int,
+    timings: dict[str, float],
+) -> HybridOutcome:
+    """Ranked candidates of a ``keyword`` or ``hybrid`` query (at least ``want`` unless fewer match), their
+    creation times, the rows already loaded, the model key and notices."""
+    depth = max(FUSION_DEPTH, want)
+    excluded = set(query.exclude_ids)
+    base = filters_queryset(filters=query.filters, restrict=restrict)
+    vector, model_key, notices = None, "", []
+    semantic: list[Candidate] = []
+    created: dict[int, datetime] = {}
+    rows: dict[int, Image] = {}
+    keyword: list[tuple[int, float]] = []
+    if query.mode == "hybrid":
+        # The model encodes the text on its thread while this one asks the keyword index.
+        encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
+        keyword = _keyword_side(keywords, base, depth, excluded, timings)
+        with stage("encode", timings):
+            encoded()
+            query_vector = query_vector_build(terms=terms, model_id=query.model_id)
+        vector, model_key, notices = query_vector.vector, query_vector.model_key, query_vector.notices
+        plain = replace(query, min_score=None, relative_margin=None, collapse=False)
+        # Only ids and creation times: the page's rows are loaded once the fused order is known.
+        semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict, False)
+    else:
+        model_key = query_model_key(model_id=query.model_id) if query.model_id else active_model_key()
+        keyword = _keyword_side(keywords, base, depth, excluded, timings)
+    keyword_scores = dict(keyword)
+    cosines = {c.image_id: c.score for c in semantic}
+    if vector is not None:
+        others = [i for i in keyword_scores if i not in cosines]
+        if others:
+            found = stored_vectors(model_key=model_key, image_ids=others)
+            cosines.update((i, float(np.dot(v, vector))) for i, v in found.items())
+    if query.mode == "keyword":
+        fused = keyword_scores
+    elif query.fusion == "rrf":
+        fused = fuse_rrf(semantic=[(c.image_id, c.score) for c in semantic], keyword=keyword)
+    else:
+        floor = semantic[-1].score if len(semantic) >= depth else min(cosines.values(), default=0.0)
+        candidates = list(dict.fromkeys([*(c.image_id for c in semantic), *keyword_scores]))
+        fused = fuse_scores(cosines=cosines, floor=floor, keyword=keyword_scores, candidates=candidates)
+    order = sorted(fused.items(), key=lambda p: (-p[1], p[0]))
+    unloaded = [i for i, _ in order if i not in created]
+    with stage("hydrate", timings):
+        for start in range(0, len(unloaded), 900):
+            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+            batch = base.filter(pk__in=unloaded[start : start + 900]).values_list("id", "created_at", "width")
+            created.update((i, at) for i, at, _ in batch)
+    passing = [Candidate(i, s) for i, s in order if i in created]
+    kept, _ = candidates_kept(query, passing, model_key, {})
+    ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, cosines.get(c.image_id), keyword_scores.get(c.image_id))
+              for c in kept]  # fmt: skip
+    return ranked, created, rows, model_key, notices
+
+
+def _keyword_side(
+    keywords: KeywordQuery, base: QuerySet[Image], depth: int, excluded: set[int], timings: dict[str, float]
+) -> list[tuple[int, float]]:
+    with stage("keyword", timings):
+        ranked = keyword_ranking(query=keywords, base=base, limit=depth + len(excluded))
+    return [(i, s) for i, s in ranked if i not in excluded][:depth]
