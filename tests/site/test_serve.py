@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,11 @@ def test_serve_answers_home_and_admin_with_no_configuration(tmp_path):
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
+    lines: list[str] = []
+    stdout = server.stdout
+    assert stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(iter(stdout.readline, "")), daemon=True)
+    reader.start()
     try:
         # When the server is up
         deadline = time.monotonic() + 90
@@ -56,9 +62,15 @@ def test_serve_answers_home_and_admin_with_no_configuration(tmp_path):
         admin_status, admin_body = get(f"http://127.0.0.1:{port}/admin/login/")
         assert admin_status == 200
         assert "Django administration" in admin_body or "Log in" in admin_body
+        # And a Celery worker starts beside the web server (it may come up after gunicorn on a busy machine)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not any("ready." in line for line in lines):
+            time.sleep(0.2)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
-    # And a Celery worker was started beside the web server, and both stopped cleanly
+        server.wait(timeout=60)
+        reader.join(timeout=10)
+    output = "".join(lines)
     assert "celery@" in output or "ready." in output, output[-3000:]
+    # And both stop cleanly
     assert server.returncode == 0, output[-3000:]
