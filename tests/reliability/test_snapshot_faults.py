@@ -55,9 +55,18 @@ def _damage(path: Path, fault: str) -> None:
 
 
 def _searching(http: Http) -> Traffic:
+    """Two clients searching, each request on a new connection.
+
+    A reload (SIGHUP) retires gunicorn's old workers, which close their idle keep-alive connections; a request
+    sent on such a connection at that instant is reset before the server read it. Browsers resend it (RFC 9112
+    §9.3.1); this client does not retry anything, so it asks for ``Connection: close`` and every failure it
+    records is one the server caused.
+    """
     queries = itertools.cycle(QUERIES)
+    headers = {"Connection": "close"}
     return Traffic(
-        {"search": lambda n: http.get(f"/api/v1/search?q={quote_plus(next(queries))}&limit=5")}, threads_per_op=2
+        {"search": lambda n: http.get(f"/api/v1/search?q={quote_plus(next(queries))}&limit=5", headers=headers)},
+        threads_per_op=2,
     )
 
 
