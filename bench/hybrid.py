@@ -124,7 +124,7 @@ def _bench_search() -> Any:
     spec = importlib.util.spec_from_file_location("bench_search", ROOT / "bench" / "search.py")
     assert spec is not None
     assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules["bench_search"] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
     spec.loader.exec_module(module)
     return module
 

@@ -25,7 +25,9 @@ _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 class RequestIdMiddleware:
     """Takes ``X-Request-ID`` from the client (if sane) or makes one; logs carry it and the response echoes it.
 
-    Logs one line per request (``semsearch.request``) with method, path, status and duration in milliseconds.
+    Logs one line per request (``semsearch.request``) with method, path, status and duration in milliseconds, and
+    reports that duration in a ``Server-Timing`` header (``app;dur=12.3``), so a client (a browser's developer
+    tools, ``bench/search.py``) can tell the server's time from the network's.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -38,8 +40,9 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         try:
             response = self.get_response(request)
-            response["X-Request-ID"] = request_id
             duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            response["X-Request-ID"] = request_id
+            response["Server-Timing"] = f"app;dur={duration_ms}"
             request_logger.log(
                 logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO,
                 "%s %s %s %.1fms",

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.core.files.storage import FileSystemStorage
 from django.urls import reverse
-from django.utils.encoding import filepath_to_uri
 from rest_framework import serializers
 
 from images.api.serializers import CatalogueFilterSerializer, StrictParamsMixin
 from images.keyword_query import FIELD_COLUMNS
+from images.services.storage import media_url_maker
 from search.query import MAX_LIMIT, MAX_TERMS, MAX_WINDOW, SearchHit, SearchPage
 from search.query.types import MODES
 
@@ -128,16 +128,6 @@ class SearchOutputSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=list(MODES), help_text="The mode that ranked the hits")
 
 
-def _url(image_field: Any) -> str | None:
-    if not image_field:
-        return None
-    storage = image_field.storage
-    # The same URL as .url without urljoin's cost (48 per page); a lazy default storage reports its real class.
-    if storage.__class__ is FileSystemStorage:
-        return storage.base_url + filepath_to_uri(image_field.name)
-    return image_field.url
-
-
 _PLACEHOLDER = 987654321
 
 
@@ -145,10 +135,20 @@ def _url_template(name: str) -> str:
     return reverse(name, args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
 
 
-def hit_payload(hit: SearchHit, urls: tuple[str, str] | None = None) -> dict[str, Any]:
+PageUrls = tuple[str, str, Callable[[str | None], str | None]]
+
+
+def page_urls() -> PageUrls:
+    """What every hit's URLs are made from, worked out once per page: the image page and similar-search URL
+    templates and the media URL maker."""
+    return _url_template("image-detail"), _url_template("api-image-similar"), media_url_maker()
+
+
+def hit_payload(hit: SearchHit, urls: PageUrls | None = None) -> dict[str, Any]:
     """The JSON shape of ``HitSerializer`` built directly (searches are hot; DRF field machinery is not needed)."""
     image = hit.image
-    page_url, similar_url = urls or (_url_template("image-detail"), _url_template("api-image-similar"))
+    page_url, similar_url, media = urls or page_urls()
+    original = media(image.original.name)
     return {
         "score": round(hit.score, 6),
         "duplicates": hit.duplicates,
@@ -168,8 +168,8 @@ def hit_payload(hit: SearchHit, urls: tuple[str, str] | None = None) -> dict[str
             "source_url": image.source_url,
             "uploader": image.uploader.get_username() if image.uploader else None,
             "created_at": image.created_at.isoformat().replace("+00:00", "Z"),
-            "thumbnail_url": _url(image.thumbnail) or _url(image.original),
-            "original_url": _url(image.original),
+            "thumbnail_url": media(image.thumbnail.name) or original,
+            "original_url": original,
             "page_url": page_url.format(image.pk),
             "similar_url": similar_url.format(image.pk),
         },
@@ -178,7 +178,7 @@ def hit_payload(hit: SearchHit, urls: tuple[str, str] | None = None) -> dict[str
 
 def page_payload(page: SearchPage) -> dict[str, Any]:
     """The JSON shape of ``SearchOutputSerializer`` for ``page`` (documented by it in the schema)."""
-    urls = (_url_template("image-detail"), _url_template("api-image-similar"))
+    urls = page_urls()
     return {
         "results": [hit_payload(hit, urls) for hit in page.hits],
         "offset": page.offset,

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -66,14 +65,7 @@ def machine_fingerprint(device: str) -> str:
     """CPU model, CPU flags, torch version and threads: a cached choice holds only where all of these match."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = precision_mod.cpu_model()
     flags = " ".join(sorted(precision_mod.cpu_flags()))
     return f"{cpu}|{hashlib.sha256(flags.encode()).hexdigest()[:16]}|torch {torch.__version__}|" \
            f"threads {torch.get_num_threads()}|{device}|schema {SCHEMA}"  # fmt: skip

@@ -21,7 +21,7 @@ from search.query.types import MODES
 
 from .query_vectors import query_vector_build
 from .search_hybrid import VECTOR_KINDS, Ranked, hybrid_candidates
-from .search_semantic import semantic_candidates, stage
+from .search_semantic import hit_rows, semantic_candidates, stage
 
 
 def search_run(*, query: SearchQuery) -> SearchPage:
@@ -54,6 +54,7 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     restrict = keyword_restriction(query=keywords)
     want = MAX_WINDOW if query.sort == "date" else query.offset + query.limit + 1
     notices: list[str] = []
+    keyword_complete = False
     if mode == "semantic":
         with stage("encode", timings):
             query_vector = query_vector_build(terms=vector_terms, model_id=query.model_id)
@@ -65,7 +66,7 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     else:
         outcome = hybrid_candidates(query=replace(query, mode=mode), terms=vector_terms, keywords=keywords,
                                     restrict=restrict, want=want, timings=timings)  # fmt: skip
-        ranked, created, rows, model_key, notices = outcome
+        ranked, created, rows, model_key, notices, keyword_complete = outcome
     if query.sort == "date":
         ranked.sort(key=lambda c: (created[c.image_id], c.image_id), reverse=True)
     window = ranked[query.offset : query.offset + query.limit]
@@ -73,13 +74,14 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     if missing:  # only when a deep over-fetch checked ids without loading whole rows
         with stage("hydrate", timings):
             # No ordering: with the model's (-created_at) SQLite would walk the whole status/created index.
-            page_rows = Image.objects.filter(pk__in=missing, status="ready").order_by().select_related("uploader")
-            rows.update(page_rows.in_bulk())
+            rows.update(hit_rows(Image.objects.filter(status="ready").order_by(), missing))
     window = [c for c in window if c.image_id in rows]
     matches = {}
-    if not keywords.is_empty and window:
+    # When the keyword side listed every match, a hit it did not rank matches no word: nothing to highlight.
+    marked = [c.image_id for c in window if c.keyword is not None or not keyword_complete]
+    if not keywords.is_empty and marked:
         with stage("highlight", timings):
-            matches = keyword_highlights(query=keywords, image_ids=[c.image_id for c in window])
+            matches = keyword_highlights(query=keywords, image_ids=marked)
     hits = [SearchHit(rows[c.image_id], c.score, c.duplicate_ids, c.semantic, c.keyword, matches.get(c.image_id, []))
             for c in window]  # fmt: skip
     return SearchPage(

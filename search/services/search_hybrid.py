@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 from django.db.models import Q, QuerySet
@@ -42,7 +43,17 @@ class Ranked:
     keyword: float | None = None
 
 
-HybridOutcome = tuple[list[Ranked], dict[int, datetime], dict[int, Image], str, list[str]]
+class HybridOutcome(NamedTuple):
+    """What ``hybrid_candidates`` found: the ranking, each candidate's creation time, the rows already loaded, the
+    model key, notices, and whether the keyword side listed every image that matches (so one it did not list
+    has nothing to highlight)."""
+
+    ranked: list[Ranked]
+    created: dict[int, datetime]
+    rows: dict[int, Image]
+    model_key: str
+    notices: list[str]
+    keyword_complete: bool
 
 
 def hybrid_candidates(
@@ -64,10 +75,11 @@ def hybrid_candidates(
     created: dict[int, datetime] = {}
     rows: dict[int, Image] = {}
     keyword: list[tuple[int, float]] = []
+    complete = False
     if query.mode == "hybrid":
         # The model encodes the text on its thread while this one asks the keyword index.
         encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
-        keyword = _keyword_side(keywords, base, depth, excluded, timings)
+        keyword, complete = _keyword_side(keywords, base, depth, excluded, timings)
         with stage("encode", timings):
             encoded()
             query_vector = query_vector_build(terms=terms, model_id=query.model_id)
@@ -77,7 +89,7 @@ def hybrid_candidates(
         semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict, False)
     else:
         model_key = query_model_key(model_id=query.model_id) if query.model_id else active_model_key()
-        keyword = _keyword_side(keywords, base, depth, excluded, timings)
+        keyword, complete = _keyword_side(keywords, base, depth, excluded, timings)
     keyword_scores = dict(keyword)
     cosines = {c.image_id: c.score for c in semantic}
     if vector is not None:
@@ -104,12 +116,14 @@ def hybrid_candidates(
     kept, _ = candidates_kept(query, passing, model_key, {})
     ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, cosines.get(c.image_id), keyword_scores.get(c.image_id))
               for c in kept]  # fmt: skip
-    return ranked, created, rows, model_key, notices
+    return HybridOutcome(ranked, created, rows, model_key, notices, complete)
 
 
 def _keyword_side(
     keywords: KeywordQuery, base: QuerySet[Image], depth: int, excluded: set[int], timings: dict[str, float]
-) -> list[tuple[int, float]]:
+) -> tuple[list[tuple[int, float]], bool]:
+    """The keyword ranking ``depth`` deep, and whether it holds every matching image (it ran out before the depth)."""
+    limit = depth + len(excluded)
     with stage("keyword", timings):
-        ranked = keyword_ranking(query=keywords, base=base, limit=depth + len(excluded))
-    return [(i, s) for i, s in ranked if i not in excluded][:depth]
+        ranked = keyword_ranking(query=keywords, base=base, limit=limit)
+    return [(i, s) for i, s in ranked if i not in excluded][:depth], len(ranked) < limit

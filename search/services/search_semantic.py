@@ -26,6 +26,9 @@ UNFILTERED_SLACK = 8
 FULL_ROWS_MAX = 500  # up to this many new ids per round, load whole rows at once (saves a second query)
 FETCH_GROWTH = 4
 MAX_FETCH = 200_000  # deepest index search one query may do while over-fetching for a broad filter
+# The columns a page of hits shows (the API's hit shape, the results page); others load on access.
+HIT_FIELDS = ("id", "title", "original_filename", "width", "height", "format", "tags", "attribution", "source_link",
+              "source_url", "created_at", "thumbnail", "original", "uploader__username")  # fmt: skip
 
 
 def semantic_candidates(
@@ -88,13 +91,18 @@ def _hydrate(
     """Load the passing ones of ``ids``: whole rows for a page-sized batch (unless ``rows`` is ``None``), else only
     their creation times."""
     if rows is not None and len(ids) <= FULL_ROWS_MAX:
-        found = base.filter(pk__in=ids).select_related("uploader").in_bulk()
+        found = hit_rows(base, ids)
         rows.update(found)
         created.update((pk, row.created_at) for pk, row in found.items())
     else:
         for chunk in _chunks(ids, 900):
             # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
             created.update((i, at) for i, at, _ in base.filter(pk__in=chunk).values_list("id", "created_at", "width"))
+
+
+def hit_rows(base: QuerySet[Image], ids: list[int]) -> dict[int, Image]:
+    """The rows of ``base`` among ``ids`` with the columns a page of hits shows (``HIT_FIELDS``), by id."""
+    return base.filter(pk__in=ids).select_related("uploader").only(*HIT_FIELDS).in_bulk()
 
 
 def candidates_kept(

@@ -187,3 +187,18 @@ def test_score_fusion_calibrates_each_side_onto_zero_one():
     assert fused == pytest.approx({1: 0.4 * 1.0, 2: 0.4 * 0.5 + 0.6 * 0.5, 3: 0.6 * 1.0})
     alone = fuse_scores(cosines={1: 0.9, 2: 0.5}, floor=0.5, keyword={}, candidates=[1, 2])
     assert alone == pytest.approx({1: 1.0, 2: 0.0})
+
+
+@pytest.mark.parametrize(("depth", "k"), [(100, 99), (2, 3)])
+def test_every_hit_whose_words_match_is_highlighted_however_deep_the_keyword_side_looks(corpus, monkeypatch, depth, k):
+    # Given a hybrid query whose word is in a third of the titles, and a keyword side that looks `depth` deep
+    # (at least as deep as the page: with depth 2 and 3 hits it lists 4 of the 7 that match, so it is not complete)
+    from search.services import search_hybrid
+
+    monkeypatch.setattr(search_hybrid, "FUSION_DEPTH", depth)
+    hits = SemanticSearcher().search("Faro circle", k=k)
+    # Then every hit titled with the word is marked, and no other is
+    assert any("Faro" in hit.image.title for hit in hits)
+    for hit in hits:
+        fields = [m.field for m in hit.matches]
+        assert fields == (["title"] if "Faro" in hit.image.title else []), (hit.image.title, fields)
