@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from images.keyword_query import KeywordQuery
 from images.keyword_search import keyword_ranking
 from images.models import Image
-from search.index import stored_vectors
+from search.index import index_search, stored_vectors
 from search.query import QueryTerm, SearchQuery
 from search.state import active_model_key
 
@@ -26,9 +26,12 @@ from .query_vectors import query_model_key, query_vector_build, text_vectors_pre
 from .search_filters import filters_queryset
 from .search_fusion import fuse_rrf, fuse_scores
 from .search_ranking import Candidate
-from .search_semantic import candidates_kept, semantic_candidates, stage
+from .search_semantic import UNFILTERED_SLACK, candidates_kept, hit_rows, semantic_candidates, stage
 
 FUSION_DEPTH = 100  # each side's list is this deep (or as deep as the page needs)
+# Pages ranked by score up to this deep load whole rows in the fused order, stopping once the page is full (one
+# query, usually); deeper ones, date-sorted and collapsed ones first check every candidate, then load the page.
+IN_ORDER_MAX = 100
 VECTOR_KINDS = ("text", "image", "url", "image_id", "vector")
 
 
@@ -76,6 +79,7 @@ def hybrid_candidates(
     rows: dict[int, Image] = {}
     keyword: list[tuple[int, float]] = []
     complete = False
+    in_order = query.sort == "score" and not query.collapse and want <= IN_ORDER_MAX
     if query.mode == "hybrid":
         # The model encodes the text on its thread while this one asks the keyword index.
         encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
@@ -84,9 +88,13 @@ def hybrid_candidates(
             encoded()
             query_vector = query_vector_build(terms=terms, model_id=query.model_id)
         vector, model_key, notices = query_vector.vector, query_vector.model_key, query_vector.notices
-        plain = replace(query, min_score=None, relative_margin=None, collapse=False)
-        # Only ids and creation times: the page's rows are loaded once the fused order is known.
-        semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict, False)
+        if in_order and query.filters.is_empty and restrict is None:
+            # Unfiltered, nearly every indexed id is a ready image: loading the page in order checks the few needed.
+            semantic = _semantic_unchecked(vector, model_key, depth, excluded, timings)
+        else:
+            plain = replace(query, min_score=None, relative_margin=None, collapse=False)
+            # Only ids and creation times: the page's rows are loaded once the fused order is known.
+            semantic, created, rows = semantic_candidates(plain, vector, model_key, depth, timings, restrict, False)
     else:
         model_key = query_model_key(model_id=query.model_id) if query.model_id else active_model_key()
         keyword, complete = _keyword_side(keywords, base, depth, excluded, timings)
@@ -106,17 +114,53 @@ def hybrid_candidates(
         candidates = list(dict.fromkeys([*(c.image_id for c in semantic), *keyword_scores]))
         fused = fuse_scores(cosines=cosines, floor=floor, keyword=keyword_scores, candidates=candidates)
     order = sorted(fused.items(), key=lambda p: (-p[1], p[0]))
-    unloaded = [i for i, _ in order if i not in created]
     with stage("hydrate", timings):
-        for start in range(0, len(unloaded), 900):
-            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
-            batch = base.filter(pk__in=unloaded[start : start + 900]).values_list("id", "created_at", "width")
-            created.update((i, at) for i, at, _ in batch)
-    passing = [Candidate(i, s) for i, s in order if i in created]
+        passing = _in_order(base, order, want, rows, created) if in_order else _all_checked(base, order, created)
     kept, _ = candidates_kept(query, passing, model_key, {})
     ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, cosines.get(c.image_id), keyword_scores.get(c.image_id))
               for c in kept]  # fmt: skip
     return HybridOutcome(ranked, created, rows, model_key, notices, complete)
+
+
+def _semantic_unchecked(
+    vector: np.ndarray, model_key: str, depth: int, excluded: set[int], timings: dict[str, float]
+) -> list[Candidate]:
+    """The index's ``depth`` nearest images to ``vector`` (``excluded`` left out), not yet checked against the
+    catalogue."""
+    with stage("index", timings):
+        raw = index_search(model_key=model_key, vectors=vector[None, :], k=depth + len(excluded))[0]
+    ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
+    return [Candidate(i, s) for i, s in ranked if i not in excluded][:depth]
+
+
+def _in_order(
+    base: QuerySet[Image], order: list[tuple[int, float]], want: int, rows: dict[int, Image],
+    created: dict[int, datetime],
+) -> list[Candidate]:  # fmt: skip
+    """The first ``want`` of ``order`` that ``base`` holds, loading their whole rows (into ``rows``, ``created``):
+    exactly as many as needed, then (if some were not ready) a few more than still needed at a time."""
+    passing: list[Candidate] = []
+    start = 0
+    while len(passing) < want and start < len(order):
+        batch = order[start : start + want - len(passing) + (UNFILTERED_SLACK if start else 0)]
+        start += len(batch)
+        found = hit_rows(base, [i for i, _ in batch])
+        rows.update(found)
+        created.update((i, row.created_at) for i, row in found.items())
+        passing += [Candidate(i, s) for i, s in batch if i in found]
+    return passing[:want]
+
+
+def _all_checked(
+    base: QuerySet[Image], order: list[tuple[int, float]], created: dict[int, datetime]
+) -> list[Candidate]:
+    """Every one of ``order`` that ``base`` holds (creation times into ``created``; ids only, no rows)."""
+    unloaded = [i for i, _ in order if i not in created]
+    for start in range(0, len(unloaded), 900):
+        # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+        batch = base.filter(pk__in=unloaded[start : start + 900]).values_list("id", "created_at", "width")
+        created.update((i, at) for i, at, _ in batch)
+    return [Candidate(i, s) for i, s in order if i in created]
 
 
 def _keyword_side(
