@@ -20,9 +20,10 @@ framework (server time outside the search stages: middleware, DRF, validation, s
 server reports (``timings_ms``: encode, keyword, index, hydrate, highlight).
 
 Model: the real ViT-B/32 CLIP architecture with random weights (same cost as ``openai/clip-vit-base-patch32``).
-Prints a table and writes ``bench/results/search.json`` (also under a name for the CPU kind: see
-``docs/search.md``); ``targets``, at the largest size: ``api_overhead_p50_1m`` = (REST p50 - bare p50) / bare p50
-≤ 0.30 and ``cached_query_vs_bare_index_1m`` = cached REST p50 / bare index-search p50 ≤ 10.
+Prints a table and writes ``bench/results/search.json`` (each CPU kind's run is kept beside it, e.g.
+``search-epyc-avx2.json``; see ``docs/search.md``); ``targets``, at the largest size: ``api_overhead_p50_1m`` =
+(REST p50 - bare p50) / bare p50 ≤ 0.30 and ``cached_query_vs_bare_index_1m`` = cached REST p50 / bare index-search
+p50 ≤ 10.
 """
 
 from __future__ import annotations
