@@ -181,16 +181,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {out}")
 
 
-def machine(torch: Any) -> dict[str, Any]:
+def cpu_machine() -> dict[str, Any]:
+    """The CPU model, core count and feature flags (no torch needed: the index benchmark records them too)."""
     return {
         "cpu": precision_mod.cpu_model(),
         "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
         "native_bf16": precision_mod.cpu_has_native_bf16(),
         "avx512": "avx512f" in precision_mod.cpu_flags(),
         "flags": sorted(precision_mod.cpu_flags()),
     }
+
+
+def machine(torch: Any) -> dict[str, Any]:
+    return {**cpu_machine(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
 
 
 def matmul_gflops(torch: Any, dtype: Any, quick: bool) -> float:

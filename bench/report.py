@@ -6,7 +6,8 @@ Prints, as Markdown:
 
 1. index memory per million vectors for each index type: *computed* from Faiss's storage layout for the active
    dimension (always printed), and *measured* rows from ``index.json`` (the index type the builder chose at each
-   benchmarked size, and exact Flat beside it: memory is the RSS growth while building, scaled to one million);
+   benchmarked size: the snapshot file, which every reader process of a machine maps and shares, scaled to one
+   million, with the PSS of three readers);
 2. embedding throughput from ``embed.json``: images/s for the whole machine and per core, per image size.
 
 A missing results file is named, not guessed: its table says which ``make bench-*`` target writes it.
@@ -28,16 +29,18 @@ GB = 1e9  # decimal gigabytes, as memory budgets are usually quoted
 def computed_bytes_per_vector(dim: int, pq_bytes: int = 64, hnsw_m: int = 32) -> dict[str, float]:
     """Bytes per vector of each index type as Faiss stores it, with the id overheads ``search.index.kinds`` uses.
 
-    ``Flat`` in ``IndexIDMap2``: float32 vector + 16 B of ids; IVF lists: + 56 B (list id, forward id, reverse-map
-    entry); HNSW adds 2·M neighbour links of 4 B on level 0 and ~1/M of that above (listed for comparison: the
-    builder does not use it). Coarse centroids and PQ codebooks are fixed costs (a few MB), left out.
+    ``Flat``: float32 vector + the 8-byte image id of the snapshot's ids section; IVF lists: + 8 B more (the label
+    in the list); the refine tier: PQ code + 1 B a dimension of SQ8 code + 16 B; HNSW adds 2·M neighbour links of
+    4 B on level 0 and ~1/M of that above (listed for comparison: the builder does not use it). Coarse centroids
+    and codebooks are fixed costs (a few MB), left out. Snapshots are memory-mapped: this is per machine, whatever
+    the number of processes.
     """
     raw = 4 * dim
     return {
-        "Flat": raw + 16,
-        "IVF,Flat": raw + 56,
-        f"HNSW{hnsw_m}": raw + 2 * hnsw_m * 4 * (1 + 1 / hnsw_m) + 16,
-        f"OPQ{pq_bytes},IVF,PQ{pq_bytes}": pq_bytes + 56,
+        "Flat": raw + 8,
+        "IVF,Flat": raw + 16,
+        f"HNSW{hnsw_m}": raw + 2 * hnsw_m * 4 * (1 + 1 / hnsw_m) + 8,
+        f"OPQ{pq_bytes},IVF,PQ{pq_bytes},Refine(SQ8)": pq_bytes + dim + 16,
     }
 
 
@@ -54,17 +57,15 @@ def memory_table(index: dict[str, Any] | None, dim: int) -> list[str]:
         lines.append("| (measured) | run `make bench-index` | bench/results/index.json missing |")
         return lines
     for run in index.get("runs", []):
-        for name in ("chosen", "flat"):
-            row = run.get(name)
-            if not row or not row.get("memory_bytes"):
-                continue
-            source = (
-                f"measured at {run['vectors']:,} vectors ({name}): recall@10 {row['recall_at_10']}, "
-                f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, build {row['build_seconds']} s"
-            )
-            lines.append(
-                f"| `{row['factory']}` | {row['memory_bytes'] / run['vectors'] * 1e6 / GB:.2f} GB | {source} |"
-            )
+        row = run.get("chosen")
+        if not row or not row.get("file_bytes"):
+            continue
+        source = (
+            f"measured at {run['vectors']:,} vectors: file {row['file_bytes'] / GB:.2f} GB, PSS of 3 readers "
+            f"{row['pss_three_processes_bytes'] / GB:.2f} GB ({row['three_processes_vs_one']}x one), recall@10 "
+            f"{row['recall_at_10']}, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, build {row['build_seconds']} s"
+        )
+        lines.append(f"| `{row['factory']}` | {row['file_bytes'] / run['vectors'] * 1e6 / GB:.2f} GB | {source} |")
     return lines
 
 

@@ -13,10 +13,11 @@ from django.db.models import Max
 from search.models import Embedding, IndexSnapshot
 from search.state import snapshot_latest, snapshots_newest_first
 
+from .fallback import exact_files_prune
 from .kinds import index_create, index_plan
 from .locks import maintenance_lock
 from .storage import snapshot_files_prune, snapshot_write
-from .tuning import params_tune
+from .tuning import params_tune, tuning_truths
 from .vectors import VectorSet, vectors_load
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
     """Build, tune, write and record a snapshot of ``data`` for ``model_key``; caller holds the build lock.
 
     Side effects: one new file under ``INDEX_ROOT``, one new ``IndexSnapshot`` row (the active version from the
-    moment it commits), older files beyond the last ``KEEP_VERSIONS`` removed.
+    moment it commits), older files beyond the last ``KEEP_VERSIONS`` and the exact fallback's files removed.
     """
     started = time.perf_counter()
     config = index_settings()
@@ -59,13 +60,14 @@ def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
     plan = index_plan(count=data.count, dimension=dimension, memory_budget_bytes=config["memory_budget_bytes"],
                       flat_max=config["flat_max"])  # fmt: skip
     vectors = data.vectors.reshape(data.count, dimension)
-    index = index_create(plan=plan, ids=data.ids, vectors=vectors)
-    params, recall = params_tune(index=index, plan=plan, ids=data.ids, vectors=vectors,
+    index, labels = index_create(plan=plan, ids=data.ids, vectors=vectors)
+    truths = tuning_truths(ids=data.ids, vectors=vectors)
+    params, recall = params_tune(index=index, plan=plan, labels=labels, truths=truths,
                                  recall_target=config["recall_target"])  # fmt: skip
     latest = IndexSnapshot.objects.filter(model_key=model_key).aggregate(v=Max("version"))["v"] or 0
     version = latest + 1
     snapshot_files_prune(model_key=model_key, keep=snapshot_paths_kept(model_key=model_key), temp_older_than_s=0)
-    relative, checksum = snapshot_write(index=index, model_key=model_key, version=version)
+    relative, checksum = snapshot_write(index=index, ids=labels, model_key=model_key, version=version)
     with transaction.atomic():
         snapshot = IndexSnapshot.objects.create(
             model_key=model_key, version=version, file_path=relative, factory=plan.factory, params=params,
@@ -73,6 +75,7 @@ def snapshot_build_from(*, model_key: str, data: VectorSet) -> IndexSnapshot:
             checksum=checksum, build_seconds=time.perf_counter() - started,
         )  # fmt: skip
     snapshot_files_prune(model_key=model_key, keep=snapshot_paths_kept(model_key=model_key), temp_older_than_s=0)
+    exact_files_prune(model_key=model_key)  # readers falling back still map theirs; the next fallback rewrites
     logger.info("built %s snapshot v%d: %s, %d vectors, recall@10 %s, params %s, %.1f s", model_key, version,
                 plan.factory, data.count, f"{recall:.3f}" if recall is not None else "n/a", params,
                 snapshot.build_seconds)  # fmt: skip

@@ -1,10 +1,14 @@
-"""The per-process snapshot reader: the active snapshot in memory, an exact delta beside it, exact fallback.
+"""The per-process snapshot reader: the active snapshot memory-mapped, an exact delta beside it, exact fallback.
 
-Every process (web, Python API, worker) keeps one ``Served`` per model key. At most once per second a search
-looks at the newest ``IndexSnapshot`` row (one small query) and fetches embeddings newer than what it holds (the
-**delta**, searched exactly). A new version is loaded in a background thread while searches keep using the old
-one, then swapped in by replacing one reference. When the snapshot file is missing or damaged, searches fall back
-to exact search over the stored vectors, the failure is logged at ERROR, and a rebuild is requested.
+Every process (web, Python API, worker) keeps one ``Served`` per model key; the snapshot's pages (and the exact
+fallback's vectors) are memory-mapped files, shared by all processes of a machine through the page cache. At most
+once per second a search looks at the newest ``IndexSnapshot`` row (one small query) and fetches embeddings newer
+than what it holds (the **delta**, searched exactly). A new version is loaded in a background thread while
+searches keep using the old one, then swapped in by replacing one reference. When the snapshot file is missing or
+damaged, searches fall back to exact search over the stored vectors (``fallback.py``), the failure is logged at
+ERROR, and a rebuild is requested. Before each search the mapped file's size is checked (one ``fstat``): a file
+truncated in place under a reader would crash it (SIGBUS) on touching a vanished page, so it is dropped for the
+fallback first.
 
 Hits are **not** filtered against the catalogue: a deleted or no-longer-ready image may be returned until the next
 compaction. Callers hydrate hits from the database and drop ids without a ``ready`` row (``search`` does).
@@ -28,6 +32,8 @@ from search.state import snapshots_newest_first
 
 from .errors import SnapshotCorruptError, VectorDimensionError
 from .exact import Hits, exact_topk, hits_merge
+from .fallback import exact_vectors_load
+from .storage import OpenSnapshot
 from .vectors import VectorSet, stored_vectors, vectors_load
 
 logger = logging.getLogger(__name__)
@@ -49,13 +55,18 @@ class Served:
     watermark: int
     params: dict[str, Any]
     created_at: Any = None
-    index: Any = None  # faiss index (IndexIDMap2) when serving a snapshot
-    exact: VectorSet | None = None  # every vector up to ``watermark`` when falling back
+    opened: OpenSnapshot | None = None  # the memory-mapped snapshot, when serving one
+    exact: VectorSet | None = None  # every vector up to ``watermark`` (memory-mapped) when falling back
     broken_version: int | None = None  # the version whose file could not be loaded
     delta: VectorSet | None = None
     checked_at: float = 0.0
     loading_version: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def index(self) -> Any:
+        """The faiss index when serving a snapshot (None: exact fallback)."""
+        return self.opened.index if self.opened is not None else None
 
     @property
     def dimension(self) -> int | None:
@@ -110,27 +121,51 @@ def _load(model_key: str, row: dict[str, Any] | None) -> Served:
     broken = None
     if row is not None:
         try:
-            index = snapshot_read(file_path=row["file_path"], checksum=row["checksum"])
+            opened = snapshot_read(file_path=row["file_path"], checksum=row["checksum"])
         except SnapshotCorruptError as exc:
-            logger.error(
-                "SNAPSHOT UNUSABLE: %s v%s: %s; searching the stored vectors exactly until it is rebuilt",
-                model_key, row["version"], exc.message,
-            )  # fmt: skip
-            rebuild_request(model_key=model_key, reason=exc.message)
+            _unusable(model_key, row["version"], exc.message)
             broken = row["version"]
         else:
-            from .kinds import index_params_apply
+            if opened.ids is None:  # the earlier layout: nprobe is set on the index itself
+                from .kinds import index_params_apply
 
-            index_params_apply(index=index, params=row["params"])
+                index_params_apply(index=opened.index, params=row["params"])
             served = Served(model_key, row["version"], row["factory"], row["watermark"], row["params"],
-                            row["created_at"], index=index)  # fmt: skip
+                            row["created_at"], opened=opened)  # fmt: skip
             SNAPSHOT_VERSION.set(row["version"])
             SNAPSHOT_AGE_SECONDS.set(_age_seconds(row["created_at"]))  # the /metrics collector refreshes both
-            logger.info("serving %s snapshot v%s (%s, %d vectors)", model_key, row["version"], row["factory"],
-                        index.ntotal)  # fmt: skip
+            logger.info("serving %s snapshot v%s (%s, %d vectors, memory-mapped)", model_key, row["version"],
+                        row["factory"], opened.index.ntotal)  # fmt: skip
             return served
-    exact = vectors_load(model_key=model_key)
+    return _fallback(model_key, broken)
+
+
+def _unusable(model_key: str, version: int, reason: str) -> None:
+    logger.error("SNAPSHOT UNUSABLE: %s v%s: %s; searching the stored vectors exactly until it is rebuilt",
+                 model_key, version, reason)  # fmt: skip
+    rebuild_request(model_key=model_key, reason=reason)
+
+
+def _fallback(model_key: str, broken: int | None) -> Served:
+    exact = exact_vectors_load(model_key=model_key)
     return Served(model_key, None, "exact", exact.last_embedding_id, {}, exact=exact, broken_version=broken)
+
+
+def _guard(served: Served) -> Served:
+    """``served``, or the exact fallback in its place if its mapped file was truncated in place since it opened."""
+    if served.opened is None or served.opened.intact():
+        return served
+    with served.lock:
+        current = _SERVED.get(served.model_key)
+        if current is not served:
+            return current or served
+        _unusable(served.model_key, served.version or 0, f"snapshot file {served.opened.path} shrank under the reader")
+        fallback = _fallback(served.model_key, served.version)
+        _delta_refresh(fallback)
+        fallback.checked_at = time.monotonic()
+        with _SERVED_LOCK:
+            _SERVED[served.model_key] = fallback
+        return fallback
 
 
 def _age_seconds(created: Any) -> float:
@@ -259,8 +294,9 @@ def _main_search(served: Served, queries: np.ndarray, k: int, allowed: np.ndarra
         ids = np.fromiter(found.keys(), dtype=np.int64, count=len(found))
         return ids, (np.stack(list(found.values())) if found else np.empty((0, queries.shape[1]), np.float32))
 
-    return index_query(index=served.index, params=served.params, queries=queries, k=k, allowed=allowed,
-                       rerank_source=rerank_source)  # fmt: skip
+    assert served.opened is not None
+    return index_query(index=served.opened.index, params=served.params, queries=queries, k=k,
+                       labels=served.opened.ids, allowed=allowed, rerank_source=rerank_source)  # fmt: skip
 
 
 def index_search(
@@ -276,7 +312,7 @@ def index_search(
     queries = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
     if k <= 0 or queries.shape[0] == 0:
         return [[] for _ in range(queries.shape[0])]
-    served = reader_refresh(model_key=model_key)
+    served = _guard(reader_refresh(model_key=model_key))
     dimension = served.dimension
     if dimension is not None and queries.shape[1] != dimension:
         raise VectorDimensionError(

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from .kinds import IndexPlan, index_params_apply, index_query
+from .kinds import IndexPlan, index_query
 
 logger = logging.getLogger(__name__)
 
 NPROBES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-RERANKS = (4, 8, 16, 32)
+K_FACTORS = (2, 4, 8, 16, 32)  # refine tier: candidates re-scored with the SQ8 codes, per hit wanted
 SAMPLE_QUERIES = 400
 K = 10
 TUNE_MARGIN = 0.01  # tune a little above the target so recall on fresh queries does not land just under it
@@ -48,13 +48,48 @@ def truth_compute(*, ids: np.ndarray, vectors: np.ndarray, positions: np.ndarray
     return Truth(queries, ids[positions], neighbours, k)
 
 
-def recall_measure(*, index: Any, params: dict[str, Any], truth: Truth, rerank_source: Any = None) -> float:
+class TruthAccumulator:
+    """Exact top-``k`` of fixed queries over vectors that arrive in chunks (never all in memory at once).
+
+    ``exclude`` holds, per query, an id left out of its answer (a stored vector used as a query finds itself;
+    -1 for held-out queries). ``truth()`` gives the result once every chunk has been added.
+    """
+
+    def __init__(self, *, queries: np.ndarray, exclude: np.ndarray, k: int = K) -> None:
+        self.queries = np.ascontiguousarray(queries, dtype=np.float32)
+        self.exclude = np.asarray(exclude, dtype=np.int64)
+        self.k = k
+        self.scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        self.ids = np.full((len(queries), k), -1, dtype=np.int64)
+
+    def add(self, *, ids: np.ndarray, vectors: np.ndarray) -> None:
+        from .faiss_runtime import batch_blas
+
+        kk = min(self.k + 1, len(ids))
+        with batch_blas() as faiss:
+            scores, positions = faiss.knn(self.queries, np.ascontiguousarray(vectors), kk,
+                                          metric=faiss.METRIC_INNER_PRODUCT)  # fmt: skip
+        found = np.where(positions >= 0, ids[np.maximum(positions, 0)], -1)
+        scores = np.where((found == self.exclude[:, None]) | (found < 0), -np.inf, scores)
+        all_scores = np.concatenate([self.scores, scores], axis=1)
+        all_ids = np.concatenate([self.ids, found], axis=1)
+        best = np.argsort(-all_scores, axis=1, kind="stable")[:, : self.k]
+        self.scores = np.take_along_axis(all_scores, best, axis=1)
+        self.ids = np.take_along_axis(all_ids, best, axis=1)
+
+    def truth(self) -> Truth:
+        neighbours = [row[row >= 0] for row in self.ids]
+        return Truth(self.queries, self.exclude, neighbours, self.k)
+
+
+def recall_measure(
+    *, index: Any, params: dict[str, Any], truth: Truth, labels: np.ndarray | None = None, rerank_source: Any = None
+) -> float:
     """Mean recall@k of ``index`` with ``params`` over ``truth``'s queries (self excluded)."""
     from .faiss_runtime import batch_blas
 
-    index_params_apply(index=index, params=params)
     with batch_blas():
-        hits = index_query(index=index, params=params, queries=truth.queries, k=truth.k + 1,
+        hits = index_query(index=index, params=params, queries=truth.queries, k=truth.k + 1, labels=labels,
                            rerank_source=rerank_source)  # fmt: skip
     total = 0.0
     for row, query_id in enumerate(truth.query_ids):
@@ -63,52 +98,50 @@ def recall_measure(*, index: Any, params: dict[str, Any], truth: Truth, rerank_s
     return total / max(len(truth.query_ids), 1)
 
 
-def memory_rerank_source(*, ids: np.ndarray, vectors: np.ndarray) -> Any:
-    """A re-rank source over in-memory vectors (build time), equivalent to the stored vectors in the DB."""
-    order = np.argsort(ids)
-    sorted_ids = ids[order]
+def tuning_truths(*, ids: np.ndarray, vectors: np.ndarray, seed: int = 7) -> tuple[Truth, Truth] | None:
+    """Exact neighbours of up to ``SAMPLE_QUERIES`` random stored vectors, split in a tuning and a checking half.
 
-    def source(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.searchsorted(sorted_ids, candidates)
-        positions = positions[positions < len(sorted_ids)]
-        positions = positions[np.isin(sorted_ids[positions], candidates)]
-        return sorted_ids[positions], vectors[order[positions]]
-
-    return source
-
-
-def params_tune(
-    *, index: Any, plan: IndexPlan, ids: np.ndarray, vectors: np.ndarray, recall_target: float, seed: int = 7
-) -> tuple[dict[str, Any], float | None]:
-    """The cheapest search parameters reaching ``recall_target`` and the recall@10 measured with them.
-
-    Returns ``({}, None)`` for fewer than two vectors (no neighbours to recall). Leaves the parameters applied.
+    None for fewer than two vectors (no neighbours to recall).
     """
     if len(ids) < 2:
-        return {}, None
+        return None
     rng = np.random.default_rng(seed)
     positions = rng.choice(len(ids), size=min(SAMPLE_QUERIES, len(ids)), replace=False)
     half = max(1, len(positions) // 2)
     tune = truth_compute(ids=ids, vectors=vectors, positions=positions[:half])
     check = truth_compute(ids=ids, vectors=vectors, positions=positions[half:]) if len(positions) > 1 else tune
-    source = memory_rerank_source(ids=ids, vectors=vectors) if plan.kind == "ivfpq" else None
+    return tune, check
+
+
+def params_tune(
+    *, index: Any, plan: IndexPlan, labels: np.ndarray, truths: tuple[Truth, Truth] | None, recall_target: float
+) -> tuple[dict[str, Any], float | None]:
+    """The cheapest search parameters reaching ``recall_target`` on ``truths[0]`` and the recall@10 measured with
+    them on ``truths[1]``; ``({}, None)`` without truths. ``labels``: the image id of each label of ``index``.
+
+    IVF tunes ``nprobe``; the refine tier tunes ``k_factor`` (outer, ascending) and ``nprobe`` (inner).
+    """
+    if truths is None:
+        return {}, None
+    tune, check = truths
     if plan.kind == "flat":
-        return {}, recall_measure(index=index, params={}, truth=check)
+        return {}, recall_measure(index=index, params={}, truth=check, labels=labels)
     nprobes = [n for n in NPROBES if n < plan.nlist] + [plan.nlist]
-    reranks = RERANKS if plan.kind == "ivfpq" else (0,)
+    k_factors = K_FACTORS if plan.kind == "ivfpq" else (0,)
+    goal = min(1.0, recall_target + TUNE_MARGIN)
     best: tuple[float, dict[str, Any]] = (-1.0, {})
-    for rerank in reranks:
+    for k_factor in k_factors:
         for nprobe in nprobes:
-            params = {"nprobe": nprobe, **({"rerank": rerank} if rerank else {})}
-            recall = recall_measure(index=index, params=params, truth=tune, rerank_source=source)
+            params = {"nprobe": nprobe, **({"k_factor": k_factor} if k_factor else {})}
+            recall = recall_measure(index=index, params=params, truth=tune, labels=labels)
             if recall > best[0]:
                 best = (recall, params)
-            if recall >= min(1.0, recall_target + TUNE_MARGIN):
+            if recall >= goal:
                 break
-        if best[0] >= min(1.0, recall_target + TUNE_MARGIN):
+        if best[0] >= goal:
             break
     params = best[1]
     if best[0] < recall_target:
         logger.warning("%s reaches recall@10 %.3f at best (target %.2f); using %s", plan.factory, best[0],
                        recall_target, params)  # fmt: skip
-    return params, recall_measure(index=index, params=params, truth=check, rerank_source=source)
+    return params, recall_measure(index=index, params=params, truth=check, labels=labels)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -75,6 +75,29 @@ def vectors_load(
         return _empty(max(after_id, seen_id or 0))
     matrix = np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32, copy=False).reshape(len(ids), dimension)
     return VectorSet(np.asarray(ids, dtype=np.int64), matrix, max(last, seen_id or 0))
+
+
+def vectors_iter(*, model_key: str, upto_id: int, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(image ids, vectors)`` of ``model_key``'s embeddings with ``id <= upto_id``, ``chunk`` rows at a time in
+    embedding-id order (keyset pagination: memory stays at one chunk); read-only."""
+    last = 0
+    while True:
+        rows = list(
+            Embedding.objects.filter(model_key=model_key, id__gt=last, id__lte=upto_id)
+            .order_by("id")
+            .values_list("id", "image_id", "dimension", "vector")[:chunk]
+        )
+        if not rows:
+            return
+        dimension = rows[0][2]
+        if any(row[2] != dimension for row in rows):
+            raise ValueError(f"embeddings of {model_key} have mixed dimensions")
+        ids = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(bytes(row[3]) for row in rows), dtype="<f4").reshape(len(rows), dimension)
+        yield ids, vectors.astype(np.float32, copy=False)
+        last = rows[-1][0]
+        if len(rows) < chunk:
+            return
 
 
 def stored_vectors(*, model_key: str, image_ids: Sequence[int]) -> dict[int, np.ndarray]:

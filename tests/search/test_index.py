@@ -111,7 +111,7 @@ def test_ivf_is_chosen_above_the_flat_limit_and_tuned_to_the_recall_target(setti
 
 
 @pytest.mark.django_db
-def test_compressed_codes_when_raw_vectors_exceed_the_memory_budget_rerank_with_stored_vectors(settings):
+def test_compressed_codes_above_the_memory_budget_refine_with_sq8_codes_in_the_snapshot(settings, monkeypatch):
     # Given a memory budget smaller than the raw vectors
     settings.SEMSEARCH_INDEX_FLAT_MAX_VECTORS = 1000
     settings.SEMSEARCH_INDEX_MEMORY_BUDGET_MB = 0
@@ -119,17 +119,24 @@ def test_compressed_codes_when_raw_vectors_exceed_the_memory_budget_rerank_with_
     ids = images_with_vectors(vectors)
     # When a snapshot is built
     index_build(model_key=KEY)
-    # Then it holds product-quantised codes, re-ranked exactly, with a recorded recall
+    # Then it holds product-quantised codes refined with 8-bit codes, k_factor tuned with nprobe, recall recorded
     snapshot = IndexSnapshot.objects.get(model_key=KEY)
     assert snapshot.factory.startswith("IVF")
     assert ",PQ" in snapshot.factory
-    assert snapshot.params["rerank"] >= 4
+    assert snapshot.factory.endswith(",Refine(SQ8)")
+    assert snapshot.params["k_factor"] >= 2
     assert snapshot.recall_at_10 >= 0.9
-    # And the scores returned are the exact inner products of the stored vectors
+
+    # And searches never read stored vectors from the database: the refinement data is in the snapshot
+    def no_database(**_):
+        raise AssertionError("the refine tier read stored vectors from the database")
+
+    monkeypatch.setattr("search.index.reader.stored_vectors", no_database)
     hits = index_search(model_key=KEY, vectors=vectors[5], k=5)
+    # And the scores are the SQ8 inner products, within a hair of the exact ones, the query's own image first
     position = {image_id: n for n, image_id in enumerate(ids)}
     for image_id, score in hits[0]:
-        assert score == pytest.approx(float(vectors[position[image_id]] @ vectors[5]), abs=1e-5)
+        assert score == pytest.approx(float(vectors[position[image_id]] @ vectors[5]), abs=0.02)
     assert hits[0][0][0] == ids[5]
 
 
