@@ -54,8 +54,9 @@ def index_stream(*, model_key: str, plan: IndexPlan, dimension: int, upto_id: in
         del chosen
         index_train(index=index, sample=sample)
         del sample
-    accumulators = tuning_accumulators(**_queries(model_key, ids, dimension, upto_id), count=len(ids))
-    del ids
+    queries, query_ids = _queries(model_key, ids, dimension, upto_id)
+    accumulators = tuning_accumulators(queries=queries, query_ids=query_ids, count=len(ids))
+    del ids  # the accumulators keep the queries; the labels are collected anew, in the order added
     parts: list[np.ndarray] = []
     for chunk_ids, vectors in vectors_iter(model_key=model_key, upto_id=upto_id, chunk=CHUNK, by_image=True):
         if vectors.shape[1] != dimension:
@@ -68,7 +69,7 @@ def index_stream(*, model_key: str, plan: IndexPlan, dimension: int, upto_id: in
     return BuiltIndex(index, labels, accumulated_truths(accumulators) if len(labels) >= 2 else None)
 
 
-def _queries(model_key: str, ids: np.ndarray, dimension: int, upto_id: int) -> dict[str, np.ndarray]:
+def _queries(model_key: str, ids: np.ndarray, dimension: int, upto_id: int) -> tuple[np.ndarray, np.ndarray]:
     """Up to ``SAMPLE_QUERIES`` stored vectors drawn at random from ``ids``, in the order drawn, with their ids."""
     drawn = ids[np.random.default_rng(QUERY_SEED).choice(len(ids), size=min(SAMPLE_QUERIES, len(ids)), replace=False)]
     found, vectors = vectors_of_images(model_key=model_key, image_ids=drawn, dimension=dimension, upto_id=upto_id,
@@ -76,4 +77,4 @@ def _queries(model_key: str, ids: np.ndarray, dimension: int, upto_id: int) -> d
     positions = np.searchsorted(found, drawn)
     present = positions < len(found)
     present[present] = found[positions[present]] == drawn[present]  # an image deleted since the ids were read
-    return {"queries": vectors[positions[present]], "query_ids": drawn[present]}
+    return vectors[positions[present]], drawn[present]

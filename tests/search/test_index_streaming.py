@@ -126,7 +126,7 @@ def test_embeddings_added_during_a_streamed_build_are_left_to_the_delta(monkeypa
 
 
 @pytest.mark.django_db
-def test_a_streamed_build_holds_about_one_chunk_of_vectors_not_the_catalogue(settings, monkeypatch, no_full_loads):
+def test_a_streamed_build_holds_about_one_chunk_of_vectors_not_the_catalogue(monkeypatch, no_full_loads):
     # Given 6,000 stored 256-d vectors (6 MB raw), streamed 100 rows (100 KB) at a time, trained on 300 of them
     rng = np.random.default_rng(43)
     vectors = rng.standard_normal((6000, WIDE)).astype(np.float32)
