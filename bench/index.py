@@ -8,9 +8,10 @@ exact search, on clustered 512-d vectors — up to 10 million without ever holdi
 Data: a Gaussian mixture (``--clusters`` centres on the unit sphere, isotropic noise, L2-normalised), generated
 deterministically in chunks of ``CHUNK`` rows (one seed per chunk), so nearest neighbours mean something and any
 size is the first rows of any larger one; queries are held-out points of the same mixture (never in the index).
-Sizes up to ``--stream-above`` are built as production builds them (all vectors in memory, ``index_create``,
-``tuning_truths``), larger ones are streamed: trained on the first chunks, added chunk by chunk, with the exact
-ground truth (held-out queries, and the build's tuning sample) accumulated chunk by chunk.
+Sizes up to ``--stream-above`` are built in memory, as production builds the ``Flat`` and ``IVF,Flat`` tiers
+(``index_create``, ``tuning_truths``); larger ones are streamed, as production streams the compressed tier
+(``search.index.streamed``): trained on the first chunks, added chunk by chunk, with the exact ground truth
+(held-out queries, and the build's tuning sample: ``tuning_accumulators``) accumulated chunk by chunk.
 
 For each size, of the type ``search.index.kinds.index_plan`` picks under the memory budget: build time (train +
 add + tuning + writing the snapshot file, as production does), bytes on disk; then three real processes open the
@@ -56,7 +57,14 @@ from bench.embed import cpu_machine  # noqa: E402
 from search.index.build import index_settings  # noqa: E402
 from search.index.faiss_runtime import batch_blas, faiss_module  # noqa: E402
 from search.index.storage import snapshot_file_write, snapshot_open  # noqa: E402
-from search.index.tuning import SAMPLE_QUERIES, TruthAccumulator, params_tune, tuning_truths  # noqa: E402
+from search.index.tuning import (  # noqa: E402
+    SAMPLE_QUERIES,
+    TruthAccumulator,
+    accumulated_truths,
+    params_tune,
+    tuning_accumulators,
+    tuning_truths,
+)
 
 DIM = 512
 CHUNK = 100_000
@@ -251,7 +259,7 @@ def readers_measure(path: Path, params: dict[str, Any], files: tuple[Path, Path]
 
 def build_in_memory(plan: kinds.IndexPlan, data: np.ndarray) -> tuple[Any, np.ndarray, dict[str, Any], float | None,
                                                                  dict[str, float]]:  # fmt: skip
-    """Build as production does (``snapshot_build_from``): every vector in memory."""
+    """Build as production builds the small tiers (``search.index.build``): every vector in memory."""
     ids = np.arange(1, len(data) + 1, dtype=np.int64)
     started = time.perf_counter()
     index, labels = kinds.index_create(plan=plan, ids=ids, vectors=data)
@@ -276,8 +284,7 @@ def build_streamed(plan: kinds.IndexPlan, n: int, mixture: Mixture, held_out: Tr
     seconds["train"] = time.perf_counter() - clock
     rng = np.random.default_rng(7)
     positions = rng.choice(len(first), size=min(SAMPLE_QUERIES, n), replace=False)
-    half = len(positions) // 2
-    tuning = [TruthAccumulator(queries=first[p], exclude=p + 1) for p in (positions[:half], positions[half:])]
+    tuning = tuning_accumulators(queries=first[positions], query_ids=positions + 1, count=n)
     del first
     clock = time.perf_counter()
     for ids, vectors in mixture.chunks(n):
@@ -297,7 +304,7 @@ def build_streamed(plan: kinds.IndexPlan, n: int, mixture: Mixture, held_out: Tr
             print(f"[{n}] added {ids[-1]:,} vectors; anonymous memory {anon_bytes() / 1e9:.2f} GB", flush=True)
     labels = np.arange(1, n + 1, dtype=np.int64)
     clock = time.perf_counter()
-    truths = (tuning[0].truth(), tuning[1].truth())
+    truths = accumulated_truths(tuning)
     params, recall = params_tune(index=index, plan=plan, labels=labels, truths=truths,
                                  recall_target=index_settings()["recall_target"])  # fmt: skip
     seconds["tune"] = time.perf_counter() - clock

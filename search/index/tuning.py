@@ -117,6 +117,25 @@ def tuning_truths(*, ids: np.ndarray, vectors: np.ndarray, seed: int = 7) -> tup
     return tune, check
 
 
+def tuning_accumulators(*, queries: np.ndarray, query_ids: np.ndarray, count: int) -> list[TruthAccumulator]:
+    """A tuning and a checking ``TruthAccumulator`` (first and second half of ``queries``, stored vectors with
+    image ids ``query_ids``, each left out of its own answer) for a streamed build over ``count`` vectors: the
+    streamed counterpart of ``tuning_truths``. Empty for fewer than two queries or vectors."""
+    if count < 2 or len(queries) < 2:
+        return []
+    half = len(queries) // 2
+    k = min(K, count - 1)
+    return [TruthAccumulator(queries=queries[part], exclude=query_ids[part], k=k)
+            for part in (slice(0, half), slice(half, None))]  # fmt: skip
+
+
+def accumulated_truths(accumulators: list[TruthAccumulator]) -> tuple[Truth, Truth] | None:
+    """The ``(tuning, checking)`` truths of ``tuning_accumulators`` once every vector was added (None if empty)."""
+    if len(accumulators) != 2:
+        return None
+    return accumulators[0].truth(), accumulators[1].truth()
+
+
 def params_tune(
     *, index: Any, plan: IndexPlan, labels: np.ndarray, truths: tuple[Truth, Truth] | None, recall_target: float
 ) -> tuple[dict[str, Any], float | None]:

@@ -77,14 +77,18 @@ def vectors_load(
     return VectorSet(np.asarray(ids, dtype=np.int64), matrix, max(last, seen_id or 0))
 
 
-def vectors_iter(*, model_key: str, upto_id: int, chunk: int = CHUNK) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def vectors_iter(
+    *, model_key: str, upto_id: int, chunk: int = CHUNK, by_image: bool = False
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """``(image ids, vectors)`` of ``model_key``'s embeddings with ``id <= upto_id``, ``chunk`` rows at a time in
-    embedding-id order (keyset pagination: memory stays at one chunk); read-only."""
+    embedding-id order, or with ``by_image`` in ascending image-id order (the order of a snapshot's labels).
+    Keyset pagination: memory stays at one chunk; read-only."""
+    key = "image_id" if by_image else "id"
     last = 0
     while True:
         rows = list(
-            Embedding.objects.filter(model_key=model_key, id__gt=last, id__lte=upto_id)
-            .order_by("id")
+            Embedding.objects.filter(model_key=model_key, id__lte=upto_id, **{f"{key}__gt": last})
+            .order_by(key)
             .values_list("id", "image_id", "dimension", "vector")[:chunk]
         )
         if not rows:
@@ -95,9 +99,52 @@ def vectors_iter(*, model_key: str, upto_id: int, chunk: int = CHUNK) -> Iterato
         ids = np.fromiter((row[1] for row in rows), dtype=np.int64, count=len(rows))
         vectors = np.frombuffer(b"".join(bytes(row[3]) for row in rows), dtype="<f4").reshape(len(rows), dimension)
         yield ids, vectors.astype(np.float32, copy=False)
-        last = rows[-1][0]
+        last = rows[-1][1] if by_image else rows[-1][0]
         if len(rows) < chunk:
             return
+
+
+def image_ids_upto(*, model_key: str, upto_id: int, chunk: int = 50_000) -> np.ndarray:
+    """The image ids (int64, ascending) of ``model_key``'s embeddings with ``id <= upto_id``; no vectors are read
+    (8 bytes an embedding, keyset-paginated). Read-only."""
+    parts: list[np.ndarray] = []
+    last = 0
+    while True:
+        rows = list(
+            Embedding.objects.filter(model_key=model_key, id__lte=upto_id, image_id__gt=last)
+            .order_by("image_id")
+            .values_list("image_id", flat=True)[:chunk]
+        )
+        if rows:
+            parts.append(np.asarray(rows, dtype=np.int64))
+            last = rows[-1]
+        if len(rows) < chunk:
+            return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def vectors_of_images(
+    *, model_key: str, image_ids: np.ndarray, dimension: int, upto_id: int, chunk: int = CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(image ids, vectors)`` for the given images (ascending image id), read ``chunk`` ids at a time into one
+    preallocated array; images whose embedding (``id <= upto_id``) is gone are absent. Read-only."""
+    wanted = np.unique(np.asarray(image_ids, dtype=np.int64))
+    found = np.empty(len(wanted), dtype=np.int64)
+    out = np.empty((len(wanted), dimension), dtype=np.float32)
+    filled = 0
+    for start in range(0, len(wanted), chunk):
+        batch = wanted[start : start + chunk].tolist()
+        rows = (
+            Embedding.objects.filter(model_key=model_key, id__lte=upto_id, image_id__in=batch)
+            .order_by("image_id")
+            .values_list("image_id", "dimension", "vector")
+        )
+        for image_id, dim, vector in rows:
+            if dim != dimension:
+                raise ValueError(f"embeddings of {model_key} have mixed dimensions ({dimension} and {dim})")
+            found[filled] = image_id
+            out[filled] = np.frombuffer(bytes(vector), dtype="<f4")
+            filled += 1
+    return found[:filled], out[:filled]
 
 
 def stored_vectors(*, model_key: str, image_ids: Sequence[int]) -> dict[int, np.ndarray]:

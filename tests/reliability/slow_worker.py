@@ -28,18 +28,18 @@ def _slow_builds(**kwargs: Any) -> None:
     """Runs in each pool process once Django is set up (importing the index any earlier would be too soon)."""
     import search.index.build as build
 
-    real = build.snapshot_build_from
+    real = build.snapshot_build
     delay = float(os.environ.get("SLOW_BUILD_SECONDS", "12"))
 
-    def slow(*, model_key: str, data: Any) -> Any:
+    def slow(*, model_key: str) -> Any:
         print(f"BUILD-START pid={os.getpid()} at={time.time():.3f}", flush=True)
         time.sleep(delay)
         try:
-            return real(model_key=model_key, data=data)
+            return real(model_key=model_key)
         finally:
             print(f"BUILD-END pid={os.getpid()} at={time.time():.3f}", flush=True)
 
-    build.snapshot_build_from = slow
+    build.snapshot_build = slow
 
 
 __all__ = ["app"]
