@@ -26,7 +26,7 @@ from .query_vectors import query_model_key, query_vector_build, text_vectors_pre
 from .search_filters import filters_queryset
 from .search_fusion import fuse_rrf, fuse_scores
 from .search_ranking import Candidate
-from .search_semantic import UNFILTERED_SLACK, candidates_kept, hit_rows, semantic_candidates, stage
+from .search_semantic import UNFILTERED_SLACK, candidates_kept, hit_rows, hits_ranked, semantic_candidates, stage
 
 FUSION_DEPTH = 100  # each side's list is this deep (or as deep as the page needs)
 # Pages ranked by score up to this deep load whole rows in the fused order, stopping once the page is full (one
@@ -129,8 +129,7 @@ def _semantic_unchecked(
     catalogue."""
     with stage("index", timings):
         raw = index_search(model_key=model_key, vectors=vector[None, :], k=depth + len(excluded))[0]
-    ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
-    return [Candidate(i, s) for i, s in ranked if i not in excluded][:depth]
+    return [Candidate(i, s) for i, s in hits_ranked(raw) if i not in excluded][:depth]
 
 
 def _in_order(

@@ -66,7 +66,7 @@ def semantic_candidates(
         with stage("index", timings):
             raw = index_search(model_key=model_key, vectors=vector[None, :], k=fetch, allowed_ids=allowed)[0]
         exhausted = len(raw) < fetch or fetch >= MAX_FETCH or (allowed is not None and fetch >= len(allowed))
-        ranked = sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
+        ranked = hits_ranked(raw)
         new_ids = [i for i, _ in ranked if i not in checked]
         # Unfiltered, nearly every id is a ready image: load the rows the page needs, the slack only if some aren't.
         need = want + len(excluded) if unfiltered else len(new_ids)
@@ -98,6 +98,11 @@ def _hydrate(
         for chunk in _chunks(ids, 900):
             # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
             created.update((i, at) for i, at, _ in base.filter(pk__in=chunk).values_list("id", "created_at", "width"))
+
+
+def hits_ranked(raw: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Index hits as ``(image id, score)``, best first with ties by id (stable pages); padding (id -1) dropped."""
+    return sorted(((int(i), float(s)) for i, s in raw if int(i) >= 0), key=lambda p: (-p[1], p[0]))
 
 
 def hit_rows(base: QuerySet[Image], ids: list[int]) -> dict[int, Image]:
