@@ -48,6 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "semsearch_site.settings")
 
+from semsearch_site.bootstrap import data_dir_prepare  # noqa: E402
+
+data_dir_prepare()  # the secret key and folders a clean checkout lacks
 import django  # noqa: E402
 
 django.setup()
