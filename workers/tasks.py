@@ -87,17 +87,25 @@ def index_model_switch_step() -> dict[str, Any]:
 @shared_task(name=dispatch.ENRICH_OCR, **ENRICH_RETRY)
 def enrich_ocr(image_ids: list[int], force: bool = False, deferrals: int = 0) -> dict[str, Any]:
     """Read the text in these pictures (``enrich`` queue); a picture that fails gets a failed text row, no more.
-    While images wait for their embedding the task sends itself again a few seconds later (at most
-    ``OCR_MAX_DEFERRALS`` times), so reading text never takes the CPU from making images searchable."""
-    if deferrals < OCR_MAX_DEFERRALS and picture_text_should_wait():
-        dispatch.task_send(dispatch.ENRICH_OCR, countdown=OCR_DEFER_SECONDS, image_ids=image_ids, force=force,
-                           deferrals=deferrals + 1)  # fmt: skip
-        return {"read": 0, "failed": 0, "skipped": 0, "deferred": len(image_ids)}
+    While images wait for their embedding — checked before every picture — the task sends the pictures it has not
+    read yet again a few seconds later (at most ``OCR_MAX_DEFERRALS`` times), so reading text never takes the CPU
+    from making images searchable for longer than one picture."""
+    may_defer = deferrals < OCR_MAX_DEFERRALS
+    if may_defer and picture_text_should_wait():
+        return _ocr_defer(image_ids, force=force, deferrals=deferrals, result={"read": 0, "failed": 0, "skipped": 0})
     try:
-        return picture_text_compute(image_ids=image_ids, force=force)
+        result = picture_text_compute(image_ids=image_ids, force=force, yield_to_embedding=may_defer)
     except OcrUnavailableError as exc:
         logger.warning("OCR skipped for %d image(s): %s", len(image_ids), exc)
         return {"read": 0, "failed": 0, "skipped": len(image_ids), "unavailable": str(exc)}
+    left = result.pop("deferred_ids")
+    return _ocr_defer(left, force=force, deferrals=deferrals, result=result) if left else result
+
+
+def _ocr_defer(image_ids: list[int], *, force: bool, deferrals: int, result: dict[str, Any]) -> dict[str, Any]:
+    dispatch.task_send(dispatch.ENRICH_OCR, countdown=OCR_DEFER_SECONDS, image_ids=list(image_ids), force=force,
+                       deferrals=deferrals + 1)  # fmt: skip
+    return {**result, "deferred": len(image_ids)}
 
 
 @shared_task(name=dispatch.ENRICH_TAGS, **ENRICH_RETRY)

@@ -30,26 +30,34 @@ def picture_text_should_wait() -> bool:
     return Image.objects.filter(status=ImageStatus.PENDING).exists()
 
 
-def picture_text_compute(*, image_ids: Sequence[int], force: bool = False) -> dict[str, Any]:
+def picture_text_compute(
+    *, image_ids: Sequence[int], force: bool = False, yield_to_embedding: bool = False
+) -> dict[str, Any]:
     """Read the text of each image and store it as its ``PictureText`` (``done``, possibly empty, or ``failed``).
 
     Idempotent: images already read are skipped unless ``force``. Never touches ``Image.status``: a picture that
     cannot be read, or takes longer than ``SEMSEARCH_OCR_TIMEOUT_SECONDS``, gets a ``failed`` row with the reason and
     stays searchable. Deleted images are ignored. Does nothing when ``SEMSEARCH_OCR`` is off; raises
     ``OcrUnavailableError`` when the engine is missing (nothing is stored, so a later run can still read them).
-    Returns ``{"read", "failed", "skipped"}``.
+    With ``yield_to_embedding``, it stops before any picture while images wait for their embedding
+    (``picture_text_should_wait``) and returns the ids it left in ``deferred_ids``, so a worker serving both queues
+    turns to a fresh upload after at most one picture's reading. Returns ``{"read", "failed", "skipped",
+    "deferred_ids"}``.
     """
-    result = {"read": 0, "failed": 0, "skipped": 0}
+    result: dict[str, Any] = {"read": 0, "failed": 0, "skipped": 0, "deferred_ids": []}
     if not settings.SEMSEARCH_OCR:
         result["skipped"] = len(image_ids)
         return result
     engine = ocr_engine_name()
-    images = Image.objects.filter(id__in=list(image_ids)).only("id", "original")
+    images = Image.objects.filter(id__in=list(image_ids)).only("id", "original").order_by("id")
     if not force:
         images = images.exclude(picture_text__isnull=False)
     todo = list(images)
     result["skipped"] = len(set(image_ids)) - len(todo)
-    for image in todo:
+    for position, image in enumerate(todo):
+        if yield_to_embedding and picture_text_should_wait():
+            result["deferred_ids"] = [later.pk for later in todo[position:]]
+            break
         row = _read_one(image=image, engine=engine)
         if not Image.objects.filter(pk=image.pk).exists():
             continue  # deleted while it was being read

@@ -32,7 +32,7 @@ def test_pictures_with_words_are_found_by_those_words_and_by_substrings() -> Non
     # When their text is read
     result = picture_text_compute(image_ids=[sign.pk, rotated.pk, plain.pk])
     # Then every one has a text row, and the words were read (the rotated ones too)
-    assert result == {"read": 3, "failed": 0, "skipped": 0}
+    assert result == {"read": 3, "failed": 0, "skipped": 0, "deferred_ids": []}
     assert set(PictureText.objects.get(image=sign).words.split()) >= {"harbour", "market", "exit", "ticket"}
     assert {"bakery", "invoice"} <= set(PictureText.objects.get(image=rotated).words.split())
     # And the image list finds them by a word in any case, by a substring, by a phrase, and by "whole word" only
@@ -79,7 +79,7 @@ def test_an_ocr_crash_or_time_out_leaves_the_image_ready(settings) -> None:
     settings.SEMSEARCH_OCR_TIMEOUT_SECONDS = 0.000001
     result = picture_text_compute(image_ids=[broken.pk, slow.pk])
     # Then both readings failed with a reason, and both images are still ready
-    assert result == {"read": 0, "failed": 2, "skipped": 0}
+    assert result == {"read": 0, "failed": 2, "skipped": 0, "deferred_ids": []}
     rows = {row.image_id: row for row in PictureText.objects.all()}
     assert "ImageRejectedError" in rows[broken.pk].error
     assert "longer than" in rows[slow.pk].error
