@@ -25,9 +25,12 @@ from search.state import UnknownModelError, active_model_key, model_source
 
 logger = logging.getLogger(__name__)
 
-# Batches claimed together: the decoder prepares the second while the model runs the first (on PostgreSQL both
-# commit together, so a crash redoes at most this many).
-CLAIM_BATCHES = 2
+# Batches claimed together: the decoder prepares the next while the model runs one (on PostgreSQL they commit
+# together, so a crash redoes at most this many). Only a claim's first batch waits for its decoding.
+CLAIM_BATCHES = 4
+# Once its own images are done, a task goes on claiming other waiting images this long (while claims come back
+# full), so a backlog streams through the model without a pause for each task's message; then it yields the worker.
+DRAIN_SECONDS = 20.0
 _CLAIMED_FIELDS = ("id", "original", "thumbnail", "width", "height")
 
 
@@ -89,8 +92,10 @@ def _claimed(*, model_key: str, own: Sequence[int], size: int, fill_status: Sequ
     with transaction.atomic() if locking else nullcontext():
         rows = Image.objects.select_for_update(skip_locked=True) if locking else Image.objects.all()
         lacking = ~Exists(Embedding.objects.filter(image_id=OuterRef("pk"), model_key=model_key))
-        images = list(rows.filter(lacking, id__in=list(own)).order_by("id").only(*_CLAIMED_FIELDS)[:size])
-        if images and len(images) < size:
+        images = (
+            list(rows.filter(lacking, id__in=list(own)).order_by("id").only(*_CLAIMED_FIELDS)[:size]) if own else []
+        )
+        if (images or not own) and len(images) < size:
             fill = rows.filter(lacking, status__in=list(fill_status)).exclude(id__in=[image.id for image in images])
             images += list(fill.order_by("id").only(*_CLAIMED_FIELDS)[: size - len(images)])
         if images:
@@ -107,7 +112,9 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     Images are claimed ``CLAIM_BATCHES`` batches of ``SEMSEARCH_EMBED_BATCH_SIZE`` at a time: some of the given
     images, filled up with other images still waiting for this model (``pending`` ones for the active model), so
     single-image tasks still reach the model in full batches; the tasks of the filled-in images then find nothing
-    left to do. Claiming is safe (see ``_claimed``): two workers never embed the same image.
+    left to do. Once the given images are done, it goes on claiming waiting images while claims come back full, for
+    up to ``DRAIN_SECONDS`` (a backlog streams through without a pause per task). Claiming is safe (see
+    ``_claimed``): two workers never embed the same image.
 
     Idempotent: images that already have an embedding for the model are skipped (and, for the active model, left
     or made ``ready``); ids of deleted images are ignored. Each claim is committed on its own (each batch, on
@@ -131,16 +138,21 @@ def embedding_compute(*, image_ids: Sequence[int], model_key: str | None = None)
     size = max(1, int(settings.SEMSEARCH_EMBED_BATCH_SIZE))
     encoder = None
     handled: set[int] = set()
-    while own:
-        with _claimed(model_key=key, own=own, size=size * CLAIM_BATCHES, fill_status=fill_status) as images:
+    claim = size * CLAIM_BATCHES
+    started = time.monotonic()
+    while own or time.monotonic() - started < DRAIN_SECONDS:
+        draining = not own
+        with _claimed(model_key=key, own=own, size=claim, fill_status=fill_status) as images:
             mine = {image.id for image in images} & set(own)
-            if not mine:
+            if not mine and not (draining and images):
                 break  # the rest are embedded, deleted, or being embedded by another worker right now
             own = [i for i in own if i not in mine]
             encoder = encoder or _encoder(key)
             _embed_claimed(encoder=encoder, model_key=key, images=images, size=size, mark_ready=mark_ready,
                            result=result)  # fmt: skip
             handled.update(image.id for image in images)
+        if draining and len(images) < claim:
+            break  # nothing more is waiting (or other workers hold it)
     result["filled"] = len(handled - set(wanted) - {i for i, _ in result["failures"]})
     result["skipped"] = len([i for i in wanted if i not in handled])
     if result["failures"]:

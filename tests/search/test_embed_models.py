@@ -174,3 +174,18 @@ def test_a_siglip_model_loads_and_encodes(tmp_path: Path) -> None:
     # And the fast image path reproduces SigLIP's plain resize
     assert encoder.image_spec is not None
     assert encoder.image_spec.output_size == (32, 32)
+
+
+def test_a_process_running_the_model_keeps_numpys_blas_to_one_thread() -> None:
+    from threadpoolctl import ThreadpoolController
+
+    # Given numpy's own OpenBLAS (pthreads) allowed two threads, as on any multi-core machine
+    spinning = ThreadpoolController().select(threading_layer="pthreads")
+    assert spinning.info(), "numpy is expected to ship a pthreads OpenBLAS"
+    spinning.limit(limits=2)
+    torch_threads = torch.get_num_threads()
+    # When a model loads
+    Encoder.load("toy", device="cpu", precision="fp32")
+    # Then numpy's BLAS runs on the calling thread alone, while torch keeps its team
+    assert {lib["num_threads"] for lib in ThreadpoolController().select(threading_layer="pthreads").info()} == {1}
+    assert torch.get_num_threads() == torch_threads

@@ -13,6 +13,7 @@ from images.models import Image, ImageStatus
 from images.services import image_ingest
 from search.embeddings.toy_data import random_captioned_pictures
 from search.models import Embedding
+from search.services import embedding
 from search.services.embedding import CLAIM_BATCHES, active_model_key, embedding_compute
 from tests.conftest import WorkerProcess, require_services
 from tests.workers.test_embed_tasks import _toy_model, stored_pictures  # noqa: F401 (autouse fixture)
@@ -22,8 +23,9 @@ EMBEDDED = re.compile(r"succeeded in .*'embedded': (\d+)")
 
 
 @pytest.mark.django_db
-def test_a_task_holding_one_id_fills_its_batch_with_other_pending_images(settings):
+def test_a_task_holding_one_id_fills_its_batch_with_other_pending_images(settings, monkeypatch):
     settings.SEMSEARCH_EMBED_BATCH_SIZE = 4
+    monkeypatch.setattr(embedding, "DRAIN_SECONDS", 0.0)  # this test is about one claim; draining is the next one
     # Given 20 pending images, one of them failed earlier (never refilled)
     ids, _ = stored_pictures(20, seed=11)
     Image.objects.filter(pk=ids[0]).update(status=ImageStatus.FAILED, failure_reason="earlier")
@@ -38,6 +40,28 @@ def test_a_task_holding_one_id_fills_its_batch_with_other_pending_images(setting
     # And the tasks of the filled-in images find nothing left to do
     again = embedding_compute(image_ids=ids[1:claim])
     assert (again["embedded"], again["skipped"]) == (0, claim - 1)
+
+
+@pytest.mark.django_db
+def test_a_task_drains_the_backlog_claim_after_claim_then_stops(settings, monkeypatch):
+    settings.SEMSEARCH_EMBED_BATCH_SIZE = 4
+    claims = []
+    original = embedding._embed_claimed
+    monkeypatch.setattr(embedding, "_embed_claimed", lambda **kw: claims.append(len(kw["images"])) or original(**kw))
+    # Given 40 pending images, one of them failed earlier
+    ids, _ = stored_pictures(40, seed=13)
+    Image.objects.filter(pk=ids[0]).update(status=ImageStatus.FAILED, failure_reason="earlier")
+    # When a task for one image runs
+    result = embedding_compute(image_ids=[ids[5]])
+    # Then it went on claiming while claims came back full, and stopped at the first short one
+    claim = 4 * CLAIM_BATCHES
+    assert claims == [claim, claim, 39 - 2 * claim]
+    assert (result["embedded"], result["filled"]) == (39, 38)
+    assert not Image.objects.filter(status=ImageStatus.PENDING).exists()
+    assert Image.objects.get(pk=ids[0]).status == ImageStatus.FAILED
+    # And with nothing waiting, a task for an image already embedded returns at once
+    assert embedding_compute(image_ids=[ids[5]])["embedded"] == 0
+    assert len(claims) == 3
 
 
 def _pngs(count: int, seed: int):
