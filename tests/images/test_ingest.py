@@ -36,7 +36,7 @@ def test_ingest_stores_original_thumbnail_and_a_pending_row(django_capture_on_co
     assert image.file_size == len(data)
     h = image.content_hash
     assert image.original.name == f"originals/{h[:2]}/{h[2:4]}/{h}.jpg"
-    assert image.thumbnail.name == f"thumbnails/{h[:2]}/{h[2:4]}/{h}.webp"
+    assert image.thumbnail.name == f"thumbnails/{h[:2]}/{h[2:4]}/{h}.jpg"
     assert (media_root / image.original.name).read_bytes() == data
     with PILImage.open(media_root / image.thumbnail.name) as thumb:
         assert thumb.size == (384, 288)
