@@ -20,6 +20,7 @@ import numpy as np
 
 from search.embeddings import precision as precision_mod
 from search.embeddings.autotune import PrecisionChoice, precision_choose
+from search.embeddings.core_share import CoreShare
 from search.embeddings.errors import ImageDecodeError, ModelUnavailableError
 from search.embeddings.loading import load_components, model_key_for, resolve_source, unavailable
 from search.embeddings.preprocess import ImageInput, ImageSpec, load_rgb, pixels_into, spec_from_processor
@@ -65,6 +66,7 @@ class Encoder:
         self._tokenizer = tokenizer
         self._image_processor = image_processor
         self._spec: ImageSpec | None = spec_from_processor(image_processor)
+        self._core_share: CoreShare | None = None
         config = model.config
         text_config = getattr(config, "text_config", config)
         self._pad_to_max = getattr(config, "model_type", "") in _PAD_TO_MAX_MODEL_TYPES
@@ -225,14 +227,24 @@ class Encoder:
         return out
 
     def encode_image_batches(
-        self, items: Iterable[tuple[int, ImageInput]], batch_size: int | None = None
+        self, items: Iterable[tuple[int, ImageInput]], batch_size: int | None = None, *, share_cores: bool = False
     ) -> Iterator[tuple[list[int], np.ndarray, list[tuple[int, str]]]]:
         """Encode ``(id, image)`` pairs batch by batch, yielding ``(ids, vectors, errors)``: the ids encoded, their
         (len(ids), d) vectors, and ``(id, message)`` for items that could not be decoded (they never break a batch).
 
         ``items`` is consumed in the caller's thread (a queryset iterator keeps its database connection); decoding
         and preprocessing of the next batches run on background threads while the model works on this one.
-        Closing the generator early cancels the background work."""
+        With ``share_cores`` (batch embedding in a worker), each batch leaves alone the cores other processes are
+        busy on (``search.embeddings.core_share``); the thread count is restored at the end. Closing the generator
+        early cancels the background work."""
+        import torch
+
+        given = torch.get_num_threads()
+        share = None
+        if share_cores and self.device == "cpu":  # one tracker per encoder: its window spans the calls
+            if self._core_share is None or self._core_share.given != given:
+                self._core_share = CoreShare(given=given)
+            share = self._core_share
         size = max(1, int(batch_size or self.batch_size))
         source = iter(items)
         workers = _decode_workers()
@@ -250,9 +262,13 @@ class Encoder:
             while in_flight:
                 ids, pixels, errors = in_flight.popleft().result()
                 submit_next()
+                if share is not None and (threads := share.threads()) != torch.get_num_threads():
+                    torch.set_num_threads(threads)
                 vectors = self._image_forward(pixels) if ids else np.zeros((0, self.dimension), np.float32)
                 yield ids, vectors, errors
         finally:
+            if torch.get_num_threads() != given:
+                torch.set_num_threads(given)
             for future in in_flight:
                 future.cancel()
             executor.shutdown(wait=True, cancel_futures=True)

@@ -186,7 +186,7 @@ def _embed_claimed(
             failures.append((image.id, f"the original file {image.original.name or '(none)'} is missing"))
         else:
             items.append((image.id, source))
-    for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=size):
+    for ids, vectors, errors in encoder.encode_image_batches(items, batch_size=size, share_cores=True):
         if ids:
             stored = _store_batch(model_key=model_key, ids=list(ids), vectors=vectors, mark_ready=mark_ready)
             enrichment_after_embedding(model_key=model_key, image_ids=list(ids), vectors=vectors, active=mark_ready)
