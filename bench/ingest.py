@@ -12,8 +12,8 @@ saved as a local model folder, at the shipped precision), then:
   build have finished (the seconds that took are reported as ``settle_seconds``).
 
 It also times ``manage.py import_images --dir`` over the same files (embedded default, a fresh catalogue whose worker
-has loaded the model with one uploaded picture) and, first, the same encoder's model-only images/s (forward passes
-on prepared pixels, same batch size and torch threads).
+has loaded the model with one uploaded picture) and, before and after the runs, the same encoder's model-only images/s
+(forward passes on prepared pixels, same batch size and torch threads); the faster of the two is the baseline.
 
     .venv/bin/python bench/ingest.py                                   # the real run (2,000 images)
     .venv/bin/python bench/ingest.py --images 40 --latency-samples 3 --out /tmp/ingest-smoke.json   # a smoke run
@@ -347,7 +347,9 @@ def _met(target: dict[str, Any]) -> bool:
 
 
 def print_table(result: dict[str, Any]) -> None:
-    rows = [("measure", "value"), ("model-only ViT-B/32 (img/s)", f"{result['model_only']['images_per_s']:.1f}")]
+    before, after = result["model_only"]["before_and_after"]
+    model = f"{result['model_only']['images_per_s']:.1f} (before {before:.1f}, after {after:.1f})"
+    rows = [("measure", "value"), ("model-only ViT-B/32 (img/s)", model)]
     for mode in result["modes"]:
         run = result[mode]
         rows += [(f"{mode}: end to end (img/s)", f"{run['images_per_s']:.1f} ({run['images']} in {run['seconds']} s)"),
@@ -398,29 +400,35 @@ def main() -> int:
     singles = jpeg_pictures(work / "singles", 2 * (args.latency_samples + 1), seed=2, large_every=0)
     model_dir = vit_b32_folder(work / "vit-b32-random")
     quick = args.images < 200
-    result: dict[str, Any] = {"machine": machine(torch), "modes": modes,
-                              "model_only": model_only(model_dir, threads=args.threads, batch=args.batch_size,
-                                                       quick=quick)}  # fmt: skip
+    measure_model = lambda: model_only(model_dir, threads=args.threads, batch=args.batch_size, quick=quick)  # noqa: E731
+    result: dict[str, Any] = {"machine": machine(torch), "modes": modes, "model_only": measure_model()}
     env = {"SEMSEARCH_MODEL_ID": str(model_dir), "SEMSEARCH_PRECISION": "auto",
            "SEMSEARCH_TORCH_THREADS": str(args.threads),
            "SEMSEARCH_EMBED_BATCH_SIZE": str(args.batch_size)}  # fmt: skip
-    rate = result["model_only"]["images_per_s"]
-    targets: dict[str, Any] = {}
     try:
         for mode in modes:
             result[mode] = mode_run(mode, base, env, paths, singles, args)
-            targets[f"e2e_vs_model_only_{mode}"] = _target(result[mode]["images_per_s"] / rate, 0.6, ">=")
-            p50 = result[mode]["upload_to_searchable"]["p50_s"]
-            targets[f"upload_to_searchable_p50_s_{mode}"] = _target(p50, 2.0, "<=")
-            cpu = result[mode]["idle_worker_cpu_percent"]
-            targets[f"idle_worker_cpu_percent_{mode}"] = _target(cpu, 5.0, "<=")
         if not args.no_folder:
             result["folder_import"] = folder_import(base, env, paths, singles[-1], args.timeout)
-            targets["folder_import_vs_model_only"] = _target(result["folder_import"]["images_per_s"] / rate, 0.7, ">=")
     finally:
         shutil.rmtree(base, ignore_errors=True)
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
+    # The baseline is measured before and after the runs and the faster one kept: a machine that was slow for a
+    # moment must not flatter every ratio.
+    first, last = result["model_only"], measure_model()
+    result["model_only"] = {**max(first, last, key=lambda run: run["images_per_s"]),
+                            "before_and_after": [first["images_per_s"], last["images_per_s"]]}  # fmt: skip
+    rate = result["model_only"]["images_per_s"]
+    targets: dict[str, Any] = {}
+    for mode in modes:
+        targets[f"e2e_vs_model_only_{mode}"] = _target(result[mode]["images_per_s"] / rate, 0.6, ">=")
+        targets[f"upload_to_searchable_p50_s_{mode}"] = _target(
+            result[mode]["upload_to_searchable"]["p50_s"], 2.0, "<="
+        )
+        targets[f"idle_worker_cpu_percent_{mode}"] = _target(result[mode]["idle_worker_cpu_percent"], 5.0, "<=")
+    if "folder_import" in result:
+        targets["folder_import_vs_model_only"] = _target(result["folder_import"]["images_per_s"] / rate, 0.7, ">=")
     result = {"targets": targets, **result}
     print_table(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)
