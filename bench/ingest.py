@@ -26,6 +26,7 @@ worker CPU ≤ 5 % of a core. Exit status 1 when a target is missed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -400,7 +401,7 @@ def main() -> int:
     singles = jpeg_pictures(work / "singles", 2 * (args.latency_samples + 1), seed=2, large_every=0)
     model_dir = vit_b32_folder(work / "vit-b32-random")
     quick = args.images < 200
-    measure_model = lambda: model_only(model_dir, threads=args.threads, batch=args.batch_size, quick=quick)  # noqa: E731
+    measure_model = functools.partial(model_only, model_dir, threads=args.threads, batch=args.batch_size, quick=quick)
     result: dict[str, Any] = {"machine": machine(torch), "modes": modes, "model_only": measure_model()}
     env = {"SEMSEARCH_MODEL_ID": str(model_dir), "SEMSEARCH_PRECISION": "auto",
            "SEMSEARCH_TORCH_THREADS": str(args.threads),
