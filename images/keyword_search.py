@@ -43,8 +43,8 @@ class FieldMatch:
 
 def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -> list[tuple[int, float]]:
     """Up to ``limit`` ids of ``base`` matching ``query``, best first (ties by id), each with its keyword score
-    in (0, 1]: per ranking clause the engine's score over the clause's best, times the square of the share of the
-    clause's words the image has (``Red Hook`` is weak evidence for ``red circle``), weighted and averaged."""
+    in (0, 1]: per ranking clause the engine's score over the clause's best, times the share of the
+    clause's evidence the image holds (``Red Hook`` is weak evidence for ``red circle``), weighted and averaged."""
     clauses = query.ranked or query.required
     if not clauses:
         return []
@@ -54,10 +54,9 @@ def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -
         scores: dict[int, float] = {}
         saturated = False
         for clause in clauses:
-            rows = _clause_rows(clause, query, fetch)
+            rows, coverage = _clause_candidates(clause, query, fetch)
             saturated = saturated or len(rows) >= fetch
             best = max((s for _, s in rows), default=0.0) or 1.0
-            coverage = _coverage(clause, [i for i, _ in rows])
             for image_id, score in rows:
                 share = clause.weight * max(score, 0.0) / best * coverage.get(image_id, 1.0) ** COVERAGE_POWER / total
                 scores[image_id] = scores.get(image_id, 0.0) + share
@@ -133,9 +132,27 @@ def keyword_highlights(*, query: KeywordQuery, image_ids: Sequence[int]) -> dict
     return out
 
 
-def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int) -> list[tuple[int, float]]:
+def _clause_candidates(
+    clause: KeywordClause, query: KeywordQuery, fetch: int
+) -> tuple[list[tuple[int, float]], dict[int, float]]:
+    """Up to ``fetch`` of ``clause``'s best matches with their engine scores, and each one's coverage (absent: 1).
+
+    A clause of several words first asks for the images holding all of them: when there are ``fetch`` of those,
+    they are the candidates, at full coverage. An image holding only some of the words is weighed down by its share
+    of the evidence (``_coverage``) and, but for rare length effects, ranks below them; leaving it out spares the
+    engine scoring every image that holds any one common word (tens of thousands at 1M images: ~40 ms against
+    ~1 ms). Otherwise, every image holding any of the words is ranked, each weighed by its coverage."""
+    if len(clause.units) > 1:
+        rows = _clause_rows(clause, query, fetch, all_units=True)
+        if len(rows) >= fetch:
+            return rows, {}
+    rows = _clause_rows(clause, query, fetch, all_units=False)
+    return rows, _coverage(clause, [i for i, _ in rows])
+
+
+def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int, *, all_units: bool) -> list[tuple[int, float]]:
     if connection.vendor == "postgresql":
-        conditions, params = _pg_match(clause, all_units=False)
+        conditions, params = _pg_match(clause, all_units=all_units)
         for extra in query.required:
             sql, extra_params = _pg_match(extra, all_units=True)
             conditions += f" AND {sql}"
@@ -149,7 +166,7 @@ def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int) -> list
                      f"FROM images_imagetext WHERE {conditions} ORDER BY score DESC, image_id LIMIT %s")  # fmt: skip
         params = [tsquery_text(clause), *params, fetch]
     else:
-        expression = "(" + fts5_match(clause) + ")"
+        expression = "(" + fts5_match(clause, all_units=all_units) + ")"
         for extra in query.required:
             expression += " AND (" + fts5_match(extra, all_units=True) + ")"
         for extra in (*query.excluded, *query.negated):

@@ -9,6 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from images.keyword_sql import _SQLITE_TRIGGERS
 from images.models import AutoTag, AutoTagState, Image, ImageText, PictureText, PictureTextStatus
@@ -71,6 +72,26 @@ def test_both_names_rank_above_one_name_and_stems_and_accents_fold():
     assert found("Michelle Spencer") == [both.pk, first_only.pk]
     assert found("cafe") == [first_only.pk]  # accents fold (unaccent / remove_diacritics)
     assert found("portraits") == [both.pk]  # English stems
+
+
+def test_when_enough_images_hold_every_word_images_holding_some_are_not_ranked():
+    # given more images holding both words than the keyword side fetches, in long titles (low engine scores),
+    # and one holding a single word that the engine scores high (its title is that word)
+    first_only = image_make(title="Michelle")
+    filler = " ".join(f"word{n}" for n in range(60))
+    both = [image_make(title=f"Portrait {n} of Michelle Spencer {filler}") for n in range(130)]
+    # then the images holding both words fill the ranking, and the one holding a single word is left out
+    with CaptureQueriesContext(connection) as queries:
+        hits = found("Michelle Spencer")
+    ranking = [q["sql"] for q in queries.captured_queries if "bm25(" in q["sql"] or "ts_rank(" in q["sql"]]
+    assert ranking
+    matched = [sql.split(" WHERE ", 1)[1] for sql in ranking]
+    assert not [sql for sql in matched if " OR " in sql or " | " in sql]  # the engine scored no partial match
+    assert len(hits) == 50
+    assert set(hits) <= {image.pk for image in both}
+    # but with fewer of them, every image holding either word is ranked, the ones holding both first
+    Image.objects.filter(pk__in=[image.pk for image in both[3:]]).delete()
+    assert found("Michelle Spencer") == [*sorted(image.pk for image in both[:3]), first_only.pk]
 
 
 def test_the_index_follows_edits_bulk_updates_and_deletes_in_the_same_transaction():
