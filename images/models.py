@@ -49,7 +49,13 @@ class Image(models.Model):
         indexes = [models.Index(fields=["status", "created_at"])]
 
     def __str__(self) -> str:
-        return self.title or self.original_filename or f"image {self.pk}"
+        return self.display_name(title=self.title, original_filename=self.original_filename, pk=self.pk)
+
+    @staticmethod
+    def display_name(*, title: str, original_filename: str, pk: int | None) -> str:
+        """What an image is called: its title, else its file name, else ``image <id>`` (also for rows read as
+        values, without an instance)."""
+        return title or original_filename or f"image {pk}"
 
     @property
     def pixel_count(self) -> int:

@@ -27,6 +27,7 @@ from .serializers import (
     SearchParamsSerializer,
     SearchUploadSerializer,
     page_payload,
+    params_validated,
 )
 
 
@@ -65,10 +66,8 @@ class SearchView(_SearchAPIView):
         "(default), semantic or keyword.",
     )
     def get(self, request: Request) -> Response:
-        params = SearchGetSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        terms = query_parse(text=params.validated_data["q"])
-        return self._run(params.validated_data, terms)
+        params = params_validated(SearchGetSerializer, request.query_params)
+        return self._run(params, query_parse(text=params["q"]))
 
     @extend_schema(
         operation_id="search_post",
@@ -100,7 +99,7 @@ class SearchView(_SearchAPIView):
     def _run(self, params: dict[str, Any], terms: tuple[QueryTerm, ...]) -> Response:
         if any(term.kind == "url" for term in terms):
             remote_fetch_check(request=self.request, anonymous_setting=settings.SEMSEARCH_URL_TERMS_ANONYMOUS)
-        query = search_query_from_params(params=params, terms=terms, interface="api")
+        query = search_query_from_params(params=params, terms=terms, interface="api", rows="values")
         return Response(page_payload(search_run(query=query)))
 
 
@@ -126,13 +125,12 @@ class SimilarView(_SearchAPIView):
     def get(self, request: Request, pk: int) -> Response:
         if not Image.objects.filter(pk=pk, status=ImageStatus.READY).exists():
             raise NotFoundError(f"Image {pk} does not exist or is not ready yet.")
-        params = SearchParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
         query = search_query_from_params(
-            params=params.validated_data,
+            params=params_validated(SearchParamsSerializer, request.query_params),
             terms=(QueryTerm(kind="image_id", image_id=pk),),
             interface="api",
             exclude_ids=(pk,),
+            rows="values",
         )
         return Response(page_payload(search_run(query=query)))
 

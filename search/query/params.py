@@ -6,7 +6,7 @@ from typing import Any
 
 from images.filters import catalogue_filters_from
 
-from .types import DEFAULT_COLLAPSE_THRESHOLD, DEFAULT_LIMIT, QueryTerm, SearchFilters, SearchQuery
+from .types import DEFAULT_COLLAPSE_THRESHOLD, DEFAULT_LIMIT, QueryTerm, RowKind, SearchFilters, SearchQuery
 
 
 def filters_from_params(params: dict[str, Any]) -> SearchFilters:
@@ -20,8 +20,10 @@ def search_query_from_params(
     terms: tuple[QueryTerm, ...],
     interface: str,
     exclude_ids: tuple[int, ...] = (),
+    rows: RowKind = "models",
 ) -> SearchQuery:
-    """A ``SearchQuery`` for ``terms`` with the filters and options in ``params`` (already type-checked). Pure."""
+    """A ``SearchQuery`` for ``terms`` with the filters and options in ``params`` (already type-checked), its hits
+    hydrated as ``rows``. Pure."""
     threshold = params.get("collapse_threshold")
     return SearchQuery(
         terms=terms,
@@ -36,4 +38,5 @@ def search_query_from_params(
         exclude_ids=exclude_ids,
         interface=interface,
         mode=params.get("mode") or "hybrid",
+        rows=rows,
     )

@@ -21,6 +21,9 @@ TermKind = Literal["text", "image", "url", "image_id", "vector", "field"]
 SortOrder = Literal["score", "date"]
 SearchMode = Literal["hybrid", "semantic", "keyword"]
 Fusion = Literal["rrf", "score"]
+# How hits are hydrated: "models", each hit's ``image`` is its ``Image`` row; "values", a dict of the columns a
+# page of hits shows (``search.services.search_semantic.HIT_FIELDS``), for callers that only serialise them.
+RowKind = Literal["models", "values"]
 MODES: tuple[SearchMode, ...] = ("hybrid", "semantic", "keyword")
 FUSION_DEFAULT: Fusion = "score"  # measured against "rrf" by bench/hybrid.py (bench/results/hybrid.json)
 
@@ -95,6 +98,7 @@ class SearchQuery:
     interface: str = "python"
     mode: SearchMode = "hybrid"
     fusion: Fusion = FUSION_DEFAULT
+    rows: RowKind = "models"
 
 
 @dataclass
@@ -102,9 +106,10 @@ class SearchHit:
     """One result: the catalogue row, its ranking score (cosine similarity in semantic mode, keyword relevance in
     keyword mode, the fused score in hybrid mode), the near-duplicates folded into it, and why it matched: the
     cosine similarity (``None`` when not computed), the keyword score (``None`` when no keyword matched) and the
-    matched fields with the matched words marked."""
+    matched fields with the matched words marked. ``image`` is the ``Image`` row, or its ``HIT_FIELDS`` as a
+    dict when the query asked for ``rows="values"``."""
 
-    image: Image
+    image: Image | dict[str, Any]
     score: float
     duplicate_ids: list[int] = field(default_factory=list)
     semantic_score: float | None = None

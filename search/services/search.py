@@ -21,7 +21,7 @@ from search.query.types import MODES
 
 from .query_vectors import query_vector_build
 from .search_hybrid import VECTOR_KINDS, Ranked, hybrid_candidates
-from .search_semantic import hit_rows, semantic_candidates, stage
+from .search_semantic import rows_load, semantic_candidates, stage
 
 
 def search_run(*, query: SearchQuery) -> SearchPage:
@@ -74,7 +74,7 @@ def search_run(*, query: SearchQuery) -> SearchPage:
     if missing:  # only when a deep over-fetch checked ids without loading whole rows
         with stage("hydrate", timings):
             # No ordering: with the model's (-created_at) SQLite would walk the whole status/created index.
-            rows.update(hit_rows(Image.objects.filter(status="ready").order_by(), missing))
+            rows_load(Image.objects.filter(status="ready").order_by(), missing, rows, created)
     window = [c for c in window if c.image_id in rows]
     matches = {}
     # When the keyword side listed every match, a hit it did not rank matches no word: nothing to highlight.

@@ -26,7 +26,15 @@ from .query_vectors import query_model_key, query_vector_build, text_vectors_pre
 from .search_filters import filters_queryset
 from .search_fusion import fuse_rrf, fuse_scores
 from .search_ranking import Candidate
-from .search_semantic import UNFILTERED_SLACK, candidates_kept, hit_rows, hits_ranked, semantic_candidates, stage
+from .search_semantic import (
+    UNFILTERED_SLACK,
+    HitRows,
+    candidates_kept,
+    hits_ranked,
+    rows_load,
+    semantic_candidates,
+    stage,
+)
 
 FUSION_DEPTH = 100  # each side's list is this deep (or as deep as the page needs)
 # Pages ranked by score up to this deep load whole rows in the fused order, stopping once the page is full (one
@@ -53,7 +61,7 @@ class HybridOutcome(NamedTuple):
 
     ranked: list[Ranked]
     created: dict[int, datetime]
-    rows: dict[int, Image]
+    rows: HitRows
     model_key: str
     notices: list[str]
     keyword_complete: bool
@@ -76,7 +84,7 @@ def hybrid_candidates(
     vector, model_key, notices = None, "", []
     semantic: list[Candidate] = []
     created: dict[int, datetime] = {}
-    rows: dict[int, Image] = {}
+    rows = HitRows(query.rows)
     keyword: list[tuple[int, float]] = []
     complete = False
     in_order = query.sort == "score" and not query.collapse and want <= IN_ORDER_MAX
@@ -133,7 +141,7 @@ def _semantic_unchecked(
 
 
 def _in_order(
-    base: QuerySet[Image], order: list[tuple[int, float]], want: int, rows: dict[int, Image],
+    base: QuerySet[Image], order: list[tuple[int, float]], want: int, rows: HitRows,
     created: dict[int, datetime],
 ) -> list[Candidate]:  # fmt: skip
     """The first ``want`` of ``order`` that ``base`` holds, loading their whole rows (into ``rows``, ``created``):
@@ -143,9 +151,7 @@ def _in_order(
     while len(passing) < want and start < len(order):
         batch = order[start : start + want - len(passing) + (UNFILTERED_SLACK if start else 0)]
         start += len(batch)
-        found = hit_rows(base, [i for i, _ in batch])
-        rows.update(found)
-        created.update((i, row.created_at) for i, row in found.items())
+        found = rows_load(base, [i for i, _ in batch], rows, created)
         passing += [Candidate(i, s) for i, s in batch if i in found]
     return passing[:want]
 

@@ -231,3 +231,29 @@ def test_text_search_without_a_loadable_model_is_503_with_the_reason(catalogue: 
     assert response.status_code == 503
     assert "cannot be loaded" in response.json()["detail"]
     assert "SEMSEARCH_MODEL_ID" in response.json()["detail"]
+
+
+def test_hit_image_record_matches_the_catalogue_row_on_every_endpoint(catalogue: list[Image]) -> None:
+    # given an image with an uploader, a file name but no title, source links and tags, like image 0
+    user = get_user_model().objects.create_user("ansel", password="pw")
+    untitled = image_make(tags=["b", "a"], uploader=user)
+    Image.objects.filter(pk=untitled.pk).update(
+        title="", original_filename="IMG_2041.JPG", attribution="Ansel", source_url="https://e.org/p.jpg",
+        source_link="https://e.org/p",
+    )  # fmt: skip
+    embedding_add(untitled, unit([1, 0.001, 0]))
+    row = Image.objects.get(pk=untitled.pk)
+    expected = {
+        "id": row.pk, "title": "IMG_2041.JPG", "width": 640, "height": 480, "format": "PNG", "tags": ["b", "a"],
+        "attribution": "Ansel", "source_link": "https://e.org/p", "source_url": "https://e.org/p.jpg",
+        "uploader": "ansel", "created_at": row.created_at.isoformat().replace("+00:00", "Z"),
+        "thumbnail_url": f"/media/{row.thumbnail.name}", "original_url": f"/media/{row.original.name}",
+        "page_url": f"/images/{row.pk}/", "similar_url": f"/api/v1/images/{row.pk}/similar",
+    }  # fmt: skip
+    client = APIClient()
+    # when it is found by a search and by "more like image 0"
+    searched = client.get("/api/v1/search", {"q": f"image:{catalogue[0].pk}", "limit": 2}).json()["results"]
+    similar = client.get(f"/api/v1/images/{catalogue[0].pk}/similar", {"limit": 1}).json()["results"]
+    # then both show exactly its record: file name for the missing title, the uploader's name, UTC time with Z
+    assert searched[1]["image"] == expected
+    assert similar[0]["image"] == expected
