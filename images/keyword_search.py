@@ -26,6 +26,7 @@ FETCH_GROWTH = 4
 MAX_FETCH = 20_000
 COVERAGE_POWER = 1.0  # how steeply partial matches lose weight (see _coverage; measured by bench/hybrid.py)
 DF_CAP = 2_000  # document frequencies are counted up to this (enough to tell rare words from common ones)
+PARTIAL_SCAN = 500  # images holding some words of a clause scored at most (the newest; see _clause_candidates)
 EXCERPT_BEFORE = 60
 EXCERPT_CHARS = 240
 _START, _STOP = "\x02", "\x03"
@@ -41,10 +42,11 @@ class FieldMatch:
     highlight: str
 
 
-def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -> list[tuple[int, float]]:
-    """Up to ``limit`` ids of ``base`` matching ``query``, best first (ties by id), each with its keyword score
-    in (0, 1]: per ranking clause the engine's score over the clause's best, times the share of the
-    clause's evidence the image holds (``Red Hook`` is weak evidence for ``red circle``), weighted and averaged."""
+def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image] | None, limit: int) -> list[tuple[int, float]]:
+    """Up to ``limit`` ids of ``base`` (``None``: of any indexed image, unchecked) matching ``query``, best first
+    (ties by id), each with its keyword score in (0, 1]: per ranking clause the engine's score over the clause's
+    best, times the share of the clause's evidence the image holds (``Red Hook`` is weak evidence for ``red
+    circle``), weighted and averaged."""
     clauses = query.ranked or query.required
     if not clauses:
         return []
@@ -60,8 +62,8 @@ def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image], limit: int) -
             for image_id, score in rows:
                 share = clause.weight * max(score, 0.0) / best * coverage.get(image_id, 1.0) ** COVERAGE_POWER / total
                 scores[image_id] = scores.get(image_id, 0.0) + share
-        passing: set[int] = set()
-        ids = list(scores)
+        passing: set[int] = set(scores) if base is None else set()
+        ids = [] if base is None else list(scores)
         for start in range(0, len(ids), 900):
             # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
             passing.update(i for i, _ in base.filter(pk__in=ids[start : start + 900]).values_list("id", "width"))
@@ -139,18 +141,31 @@ def _clause_candidates(
 
     A clause of several words first asks for the images holding all of them: when there are ``fetch`` of those,
     they are the candidates, at full coverage. An image holding only some of the words is weighed down by its share
-    of the evidence (``_coverage``) and, but for rare length effects, ranks below them; leaving it out spares the
-    engine scoring every image that holds any one common word (tens of thousands at 1M images: ~40 ms against
-    ~1 ms). Otherwise, every image holding any of the words is ranked, each weighed by its coverage."""
-    if len(clause.units) > 1:
-        rows = _clause_rows(clause, query, fetch, all_units=True)
-        if len(rows) >= fetch:
-            return rows, {}
-    rows = _clause_rows(clause, query, fetch, all_units=False)
-    return rows, _coverage(clause, [i for i, _ in rows])
+    of the evidence (``_coverage``) and, but for rare length effects, ranks below them. With fewer, the rest are
+    the best of the newest ``PARTIAL_SCAN`` images holding any of the words (all of them when there are no more):
+    the engine cannot rank without scoring every match, and a common word has tens of thousands at 1M images
+    (~25 ms to score, against ~1 ms for the bounded scan)."""
+    if len(clause.units) == 1:
+        return _clause_rows(clause, query, fetch, all_units=False), {}
+    whole = _clause_rows(clause, query, fetch, all_units=True)
+    if len(whole) >= fetch:
+        return whole, {}
+    held = {image_id for image_id, _ in whole}
+    scanned = _clause_rows(clause, query, max(fetch, PARTIAL_SCAN), all_units=False, newest_first=True)
+    partial = [(image_id, score) for image_id, score in scanned if image_id not in held]
+    since = min((image_id for image_id, _ in scanned), default=0)
+    coverage = _coverage(clause, [image_id for image_id, _ in partial], since=since)
+    partial.sort(key=lambda row: (-row[1] * coverage.get(row[0], 1.0), row[0]))
+    return whole + partial[: fetch - len(whole)], coverage
 
 
-def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int, *, all_units: bool) -> list[tuple[int, float]]:
+def _clause_rows(
+    clause: KeywordClause, query: KeywordQuery, fetch: int, *, all_units: bool, newest_first: bool = False
+) -> list[tuple[int, float]]:
+    """``clause``'s ``fetch`` best matches (or, ``newest_first``, its newest ``fetch``, scored) with their engine
+    scores, under the query's required and excluded clauses."""
+    key = "image_id" if connection.vendor == "postgresql" else "rowid"
+    order = f"{key} DESC" if newest_first else f"score DESC, {key}"
     if connection.vendor == "postgresql":
         conditions, params = _pg_match(clause, all_units=all_units)
         for extra in query.required:
@@ -163,7 +178,7 @@ def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int, *, all_
             params += extra_params
         rank_weights = "{" + ",".join(str(w) for w in (0.1, 0.2, 0.4, 1.0)) + "}"
         statement = (f"SELECT image_id, ts_rank('{rank_weights}', document, to_tsquery('semsearch', %s)) AS score "
-                     f"FROM images_imagetext WHERE {conditions} ORDER BY score DESC, image_id LIMIT %s")  # fmt: skip
+                     f"FROM images_imagetext WHERE {conditions} ORDER BY {order} LIMIT %s")  # fmt: skip
         params = [tsquery_text(clause), *params, fetch]
     else:
         expression = "(" + fts5_match(clause, all_units=all_units) + ")"
@@ -173,17 +188,18 @@ def _clause_rows(clause: KeywordClause, query: KeywordQuery, fetch: int, *, all_
             expression += " NOT (" + fts5_match(extra, all_units=True) + ")"
         weights = ", ".join(str(w) for w in FIELD_WEIGHTS)
         statement = (f"SELECT rowid, -bm25(images_imagetext_fts, {weights}) AS score FROM images_imagetext_fts "
-                     "WHERE images_imagetext_fts MATCH %s ORDER BY score DESC, rowid LIMIT %s")  # fmt: skip
+                     f"WHERE images_imagetext_fts MATCH %s ORDER BY {order} LIMIT %s")  # fmt: skip
         params = [expression, fetch]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return [(int(i), float(s)) for i, s in cursor.fetchall()]
 
 
-def _coverage(clause: KeywordClause, ids: list[int]) -> dict[int, float]:
+def _coverage(clause: KeywordClause, ids: list[int], *, since: int) -> dict[int, float]:
     """The share of ``clause``'s evidence each of ``ids`` holds: the inverse document frequencies (BM25's) of the
     units it matches over those of all units. A word no image has weighs most, so matching only ``red`` of
-    ``red circle`` when no image has ``circle`` is weak evidence. One-unit clauses skip this (absent: 1)."""
+    ``red circle`` when no image has ``circle`` is weak evidence. ``ids`` are all at least ``since``
+    (where a common word's candidates are looked for). One-unit clauses skip this (absent: 1)."""
     if len(clause.units) < 2 or not ids:
         return {}
     wanted = set(ids)
@@ -200,16 +216,12 @@ def _coverage(clause: KeywordClause, ids: list[int]) -> dict[int, float]:
             select = "SELECT rowid FROM images_imagetext_fts WHERE images_imagetext_fts MATCH %s"
             arguments = [fts5_match(unit) for unit in units]
         total = int(cursor.fetchone()[0])
+        column = "image_id" if connection.vendor == "postgresql" else "rowid"
         for argument in arguments:
-            # One query per unit gives both its document frequency and which candidates have it.
-            cursor.execute(f"{select} LIMIT %s", [argument, DF_CAP + 1])
+            cursor.execute(f"SELECT count(*) FROM ({select} LIMIT %s) AS capped", [argument, DF_CAP + 1])
+            frequency = int(cursor.fetchone()[0])
+            cursor.execute(f"{select} AND {column} >= %s", [argument, since])  # which candidates have it
             having = {int(row[0]) for row in cursor.fetchall()}
-            frequency = len(having)
-            if frequency > DF_CAP:  # a common word: look up the candidates only
-                marks = ", ".join(["%s"] * len(ids))
-                column = "image_id" if connection.vendor == "postgresql" else "rowid"
-                cursor.execute(f"{select} AND {column} IN ({marks})", [argument, *ids])
-                having = {int(row[0]) for row in cursor.fetchall()}
             weight = math.log(1 + (max(total, frequency) - frequency + 0.5) / (frequency + 0.5))
             weights.append(weight)
             for image_id in having & wanted:

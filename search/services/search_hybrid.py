@@ -88,16 +88,17 @@ def hybrid_candidates(
     keyword: list[tuple[int, float]] = []
     complete = False
     in_order = query.sort == "score" and not query.collapse and want <= IN_ORDER_MAX
+    # Unfiltered, nearly every id is a ready image: loading the page in order checks the few needed.
+    unchecked = in_order and query.filters.is_empty and restrict is None
     if query.mode == "hybrid":
         # The model encodes the text on its thread while this one asks the keyword index.
         encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
-        keyword, complete = _keyword_side(keywords, base, depth, excluded, timings)
+        keyword, complete = _keyword_side(keywords, base, depth, excluded, timings, checked=not unchecked)
         with stage("encode", timings):
             encoded()
             query_vector = query_vector_build(terms=terms, model_id=query.model_id)
         vector, model_key, notices = query_vector.vector, query_vector.model_key, query_vector.notices
-        if in_order and query.filters.is_empty and restrict is None:
-            # Unfiltered, nearly every indexed id is a ready image: loading the page in order checks the few needed.
+        if unchecked:
             semantic = _semantic_unchecked(vector, model_key, depth, excluded, timings)
         else:
             plain = replace(query, min_score=None, relative_margin=None, collapse=False)
@@ -108,11 +109,8 @@ def hybrid_candidates(
         keyword, complete = _keyword_side(keywords, base, depth, excluded, timings)
     keyword_scores = dict(keyword)
     cosines = {c.image_id: c.score for c in semantic}
-    if vector is not None:
-        others = [i for i in keyword_scores if i not in cosines]
-        if others:
-            found = stored_vectors(model_key=model_key, image_ids=others)
-            cosines.update((i, float(np.dot(v, vector))) for i, v in found.items())
+    if vector is not None and len(semantic) < depth:  # the floor is then the lowest cosine of all: every one counts
+        _cosines_add(cosines, [i for i in keyword_scores if i not in cosines], vector, model_key)
     if query.mode == "keyword":
         fused = keyword_scores
     elif query.fusion == "rrf":
@@ -125,9 +123,19 @@ def hybrid_candidates(
     with stage("hydrate", timings):
         passing = _in_order(base, order, want, rows, created) if in_order else _all_checked(base, order, created)
     kept, _ = candidates_kept(query, passing, model_key, {})
+    if vector is not None:
+        # Below the floor an image's cosine adds nothing to its fused score, but its hit still shows it.
+        _cosines_add(cosines, [c.image_id for c in kept if c.image_id not in cosines], vector, model_key)
     ranked = [Ranked(c.image_id, c.score, c.duplicate_ids, cosines.get(c.image_id), keyword_scores.get(c.image_id))
               for c in kept]  # fmt: skip
     return HybridOutcome(ranked, created, rows, model_key, notices, complete)
+
+
+def _cosines_add(cosines: dict[int, float], image_ids: list[int], vector: np.ndarray, model_key: str) -> None:
+    """Into ``cosines``: each of ``image_ids``' cosine with ``vector``, from its stored vector."""
+    if image_ids:
+        found = stored_vectors(model_key=model_key, image_ids=image_ids)
+        cosines.update((i, float(np.dot(v, vector))) for i, v in found.items())
 
 
 def _semantic_unchecked(
@@ -169,10 +177,16 @@ def _all_checked(
 
 
 def _keyword_side(
-    keywords: KeywordQuery, base: QuerySet[Image], depth: int, excluded: set[int], timings: dict[str, float]
+    keywords: KeywordQuery,
+    base: QuerySet[Image],
+    depth: int,
+    excluded: set[int],
+    timings: dict[str, float],
+    checked: bool = True,
 ) -> tuple[list[tuple[int, float]], bool]:
-    """The keyword ranking ``depth`` deep, and whether it holds every matching image (it ran out before the depth)."""
+    """The keyword ranking ``depth`` deep, and whether it holds every matching image (it ran out before the depth);
+    not ``checked`` against ``base`` (the caller loads the page from ``base`` in order)."""
     limit = depth + len(excluded)
     with stage("keyword", timings):
-        ranked = keyword_ranking(query=keywords, base=base, limit=limit)
+        ranked = keyword_ranking(query=keywords, base=base if checked else None, limit=limit)
     return [(i, s) for i, s in ranked if i not in excluded][:depth], len(ranked) < limit

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 from images.models import Image
 from search.python_api import SemanticSearcher
 from search.query import QueryError
+from search.services import search_hybrid
 from search.services.search_fusion import fuse_rrf, fuse_scores
 from tests.search.test_search_fixtures import toy_corpus, toy_model_use
 
@@ -50,6 +51,19 @@ def test_a_photographer_only_the_words_know_comes_first_in_hybrid_not_in_semanti
     assert first.semantic_score is not None
     assert [m.field for m in first.matches] == ["attribution"]
     assert first.matches[0].highlight == "<mark>Michelle</mark> <mark>Spencer</mark>"
+
+
+@pytest.mark.parametrize("depth", [100, 2])
+def test_every_hybrid_hit_shows_its_cosine_however_deep_the_semantic_side_looks(corpus, monkeypatch, depth):
+    # given a semantic side as deep as the catalogue, or so shallow that most keyword hits are not in it
+    monkeypatch.setattr(search_hybrid, "FUSION_DEPTH", depth)
+    searcher = SemanticSearcher()
+    count = Image.objects.filter(attribution="Michelle Spencer").count()
+    hits = searcher.search("Michelle Spencer", k=count)
+    # then every hit still shows its cosine, the one semantic mode gives it
+    cosines = {hit.image.pk: hit.semantic_score for hit in searcher.search("Michelle Spencer", k=100, mode="semantic")}
+    assert _by(hits) == ["Michelle Spencer"] * count
+    assert [hit.semantic_score for hit in hits] == pytest.approx([cosines[hit.image.pk] for hit in hits], abs=1e-5)
 
 
 def test_an_id_like_file_name_finds_exactly_its_picture(corpus):

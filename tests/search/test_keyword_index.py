@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from images import keyword_search
 from images.keyword_sql import _SQLITE_TRIGGERS
 from images.models import AutoTag, AutoTagState, Image, ImageText, PictureText, PictureTextStatus
 from images.services.enrichment import autotag_review
@@ -92,6 +93,19 @@ def test_when_enough_images_hold_every_word_images_holding_some_are_not_ranked()
     # but with fewer of them, every image holding either word is ranked, the ones holding both first
     Image.objects.filter(pk__in=[image.pk for image in both[3:]]).delete()
     assert found("Michelle Spencer") == [*sorted(image.pk for image in both[:3]), first_only.pk]
+
+
+def test_images_holding_some_words_are_ranked_from_the_newest_scanned(monkeypatch):
+    # given a scan of images holding some words no deeper than the keyword side's fetch, two images holding both
+    # words, then more images holding one of them than the keyword side fetches
+    monkeypatch.setattr(keyword_search, "PARTIAL_SCAN", 0)
+    both = [image_make(title="Michelle Spencer") for _ in range(2)]
+    some = [image_make(title="Michelle") for _ in range(130)]
+    # then the two come first, and the rest come from the newest images holding one word (equal scores: by id)
+    hits = found("Michelle Spencer")
+    assert hits[:2] == sorted(i.pk for i in both)
+    assert hits[2:] == sorted(hits[2:])
+    assert not set(hits) & {i.pk for i in some[:10]}
 
 
 def test_the_index_follows_edits_bulk_updates_and_deletes_in_the_same_transaction():
