@@ -28,6 +28,8 @@ from PIL import Image as PILImage
 MEDIA_NAME = re.compile(
     r"^(?P<kind>originals|thumbnails)/[0-9a-f]{2}/[0-9a-f]{2}/(?P<hash>[0-9a-f]{64})\.(?P<ext>[a-z0-9]{2,5})$"
 )
+# Names ``filepath_to_uri`` would return unchanged (every stored name): their URL needs no quoting.
+_URL_AS_IS = re.compile(r"[A-Za-z0-9/_.~!*()'-]*")
 THUMBNAIL_FORMAT = "JPEG"
 THUMBNAIL_EXT = "jpg"
 THUMBNAIL_QUALITY = 85
@@ -102,12 +104,12 @@ def media_url(*, name: str) -> str | None:
 
 def media_url_maker() -> Callable[[str | None], str | None]:
     """``media_url`` for many names: the local storage's URLs without ``urljoin`` per name (a page of hits builds
-    about fifty); any other storage answers through its own ``url``."""
+    about fifty), quoted only when a name needs it; any other storage answers through its own ``url``."""
     storage = storages["default"]  # the instance behind the lazy ``default_storage``
     if storage.__class__ is not FileSystemStorage:
         return lambda name: storage.url(name) if name else None
     base = storage.base_url
-    return lambda name: base + filepath_to_uri(name) if name else None
+    return lambda name: (base + name if _URL_AS_IS.fullmatch(name) else base + filepath_to_uri(name)) if name else None
 
 
 def _is_local(storage: Storage) -> bool:

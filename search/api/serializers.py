@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from rest_framework import serializers
 
 from images.api.serializers import CatalogueFilterSerializer, StrictParamsMixin
@@ -152,13 +152,20 @@ def _url_template(name: str) -> str:
     return reverse(name, args=[_PLACEHOLDER]).replace(str(_PLACEHOLDER), "{}")
 
 
+@lru_cache(maxsize=16)
+def _url_templates(prefix: str, urlconf: str | None) -> tuple[str, str]:
+    """The image page and similar-search URL templates under ``prefix`` (the thread's script prefix, which
+    ``reverse`` reads) and ``urlconf``: they never change while the process runs."""
+    return _url_template("image-detail"), _url_template("api-image-similar")
+
+
 PageUrls = tuple[str, str, Callable[[str | None], str | None]]
 
 
 def page_urls() -> PageUrls:
     """What every hit's URLs are made from, worked out once per page: the image page and similar-search URL
     templates and the media URL maker."""
-    return _url_template("image-detail"), _url_template("api-image-similar"), media_url_maker()
+    return *_url_templates(get_script_prefix(), get_urlconf()), media_url_maker()
 
 
 def hit_payload(hit: SearchHit, urls: PageUrls | None = None) -> dict[str, Any]:

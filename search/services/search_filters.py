@@ -6,6 +6,8 @@ the index search, over-fetching until the page is full (see ``search.services.se
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.db.models import Q, QuerySet
 
 from images.filters import image_filter
@@ -19,8 +21,14 @@ SELECTIVE_MAX_IDS = 20_000
 def filters_queryset(*, filters: SearchFilters, restrict: Q | None = None) -> QuerySet[Image]:
     """Ready images that pass ``filters`` (``images.filters.image_filter``; deleted images are simply absent) and
     ``restrict`` (the keyword side's field terms). Lazy; no query runs here."""
-    queryset = image_filter(queryset=Image.objects.filter(status=ImageStatus.READY), filters=filters).order_by()
+    queryset = image_filter(queryset=_ready().all(), filters=filters)
     return queryset if restrict is None else queryset.filter(restrict)
+
+
+@cache
+def _ready() -> QuerySet[Image]:
+    """Ready images, unordered: built once (a filter costs more than a copy), only ever copied, never evaluated."""
+    return Image.objects.filter(status=ImageStatus.READY).order_by()
 
 
 def filters_allowed_ids(*, filters: SearchFilters, restrict: Q | None = None) -> list[int] | None:
