@@ -21,13 +21,14 @@ SELECTIVE_MAX_IDS = 20_000
 def filters_queryset(*, filters: SearchFilters, restrict: Q | None = None) -> QuerySet[Image]:
     """Ready images that pass ``filters`` (``images.filters.image_filter``; deleted images are simply absent) and
     ``restrict`` (the keyword side's field terms). Lazy; no query runs here."""
-    queryset = image_filter(queryset=_ready().all(), filters=filters)
+    queryset = image_filter(queryset=ready_images().all(), filters=filters)
     return queryset if restrict is None else queryset.filter(restrict)
 
 
 @cache
-def _ready() -> QuerySet[Image]:
-    """Ready images, unordered: built once (a filter costs more than a copy), only ever copied, never evaluated."""
+def ready_images() -> QuerySet[Image]:
+    """Ready images, unordered: built once (a filter costs more than a copy). Copy it (``.all()``) before use: it
+    is never evaluated itself."""
     return Image.objects.filter(status=ImageStatus.READY).order_by()
 
 

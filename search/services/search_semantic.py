@@ -19,6 +19,7 @@ from core.metrics import SEARCH_STAGE_SECONDS
 from images.models import Image
 from search.query import RowKind, SearchQuery
 
+from .hit_values import hit_values
 from .search_filters import filters_allowed_ids, filters_queryset
 from .search_ranking import Candidate, cutoffs_apply, duplicates_collapse
 
@@ -114,15 +115,14 @@ def hits_ranked(raw: list[tuple[int, float]]) -> list[tuple[int, float]]:
 def rows_load(base: QuerySet[Image], ids: list[int], rows: HitRows, created: dict[int, datetime]) -> set[int]:
     """The rows of ``base`` among ``ids`` with the columns a page of hits shows (``HIT_FIELDS``), as ``rows.kind``
     says, into ``rows`` and their creation times into ``created``; returns the ids found."""
-    chosen = base.filter(pk__in=ids)
     found: dict[int, Row]
     if rows.kind == "values":
         # Plain dicts: no model instances (building them was two thirds of a page's hydration).
-        values = list(chosen.values(*HIT_FIELDS))
+        values = hit_values(base, ids, HIT_FIELDS)
         created.update((row["id"], row["created_at"]) for row in values)
         found = {row["id"]: row for row in values}
     else:
-        instances = chosen.select_related("uploader").only(*HIT_FIELDS).in_bulk()
+        instances = base.filter(pk__in=ids).select_related("uploader").only(*HIT_FIELDS).in_bulk()
         created.update((pk, row.created_at) for pk, row in instances.items())
         found = dict(instances)
     rows.update(found)
