@@ -41,15 +41,6 @@ def on_inference_thread(function: Callable[P, R], /, *args: P.args, **kwargs: P.
     return _inference_executor().submit(function, *args, **kwargs).result()
 
 
-def inference_leaves_a_core() -> bool:
-    """Whether the model's team leaves a CPU of this process free, so that work beside an encode runs alongside
-    it. On 2 cores it does not: a request thread's work slows both threads of the team's parallel regions, and a
-    hybrid query on ViT-B/32 at 1M images took ~2 ms longer with its keyword side beside the encode than after it."""
-    import torch
-
-    return torch.get_num_threads() < len(os.sched_getaffinity(0))
-
-
 def start_on_inference_thread(function: Callable[[], object]) -> None:
     """Queue ``function()`` on the inference thread without waiting (a background model load)."""
     _inference_executor().submit(function)

@@ -17,7 +17,7 @@ import numpy as np
 
 from images.models import Image, ImageStatus
 from search.embeddings import get_encoder, loaded_encoder, on_inference_thread
-from search.embeddings.inference import inference_leaves_a_core, start_on_inference_thread
+from search.embeddings.inference import start_on_inference_thread
 from search.index import stored_vectors
 from search.query import QueryError, QueryTerm
 from search.state import active_model, active_model_key
@@ -126,10 +126,8 @@ def query_vector_build(*, terms: tuple[QueryTerm, ...], model_id: str | None = N
 def text_vectors_prefetch(*, terms: tuple[QueryTerm, ...], model_id: str | None = None) -> Callable[[], None]:
     """Start encoding the short text terms not cached yet on the inference thread, without waiting, and return
     a function that waits for them. They land in the text cache, so ``query_vector_build`` then finds them: a
-    caller does other work meanwhile (hybrid search runs the keyword index while the model encodes). Where the
-    model's threads take every core (``inference_leaves_a_core``), work beside the encode would only slow it, so
-    this encodes first and returns at once. Any error is left for ``query_vector_build`` to raise (it encodes
-    what is still missing)."""
+    caller does other work meanwhile (hybrid search runs the keyword index while the model encodes). Any error
+    is left for ``query_vector_build`` to raise (it encodes what is still missing)."""
     texts = list(dict.fromkeys(t.text for t in terms if t.kind == "text" and len(t.text) <= TEXT_CACHE_MAX_CHARS))
     encoder = loaded_encoder(model_id, None) if model_id else loaded_encoder(active_model().model_id,
                                                                               active_model().revision)  # fmt: skip
@@ -152,9 +150,6 @@ def text_vectors_prefetch(*, terms: tuple[QueryTerm, ...], model_id: str | None 
         finally:
             done.set_result(None)
 
-    if not inference_leaves_a_core():
-        on_inference_thread(encode)
-        return lambda: None
     start_on_inference_thread(encode)
     return lambda: done.result()
 

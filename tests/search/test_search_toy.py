@@ -10,10 +10,8 @@ from rest_framework.test import APIClient
 
 from images.models import Image
 from search.python_api import SemanticSearcher
-from search.query import QueryError, query_parse
-from search.services import query_vectors
+from search.query import QueryError
 from search.services.query_vectors import TEXT_VECTOR_CACHE
-from search.state import active_model_key
 from tests.search.test_search_fixtures import toy_corpus, toy_model_use, toy_picture_bytes
 
 pytestmark = pytest.mark.django_db
@@ -111,25 +109,6 @@ def test_repeated_short_text_is_served_from_the_cache(corpus: list[Image]) -> No
     second = searcher.search("a yellow cross", k=3)
     assert TEXT_VECTOR_CACHE.hits == hits_before + 1
     assert [h.image.pk for h in first] == [h.image.pk for h in second]
-
-
-@pytest.mark.parametrize("core_free", [True, False])
-def test_a_prefetched_text_is_cached_once_waited_for_and_at_once_when_no_core_is_free(
-    corpus: list[Image], monkeypatch, core_free: bool
-) -> None:
-    # given a model whose threads leave a core free, or take every core
-    monkeypatch.setattr(query_vectors, "inference_leaves_a_core", lambda: core_free)
-    SemanticSearcher().encode("warm the model up")
-    TEXT_VECTOR_CACHE.clear()
-    terms = query_parse(text="a green triangle")
-    cached = [(active_model_key(), term.text) for term in terms]
-    # when a hybrid query's text is prefetched
-    wait = query_vectors.text_vectors_prefetch(terms=terms)
-    # then with no core free it is encoded before the call returns; otherwise once waited for
-    if not core_free:
-        assert all(key in TEXT_VECTOR_CACHE for key in cached)
-    wait()
-    assert all(key in TEXT_VECTOR_CACHE for key in cached)
 
 
 def test_over_long_text_is_truncated_with_a_notice(corpus: list[Image]) -> None:
