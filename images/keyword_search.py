@@ -62,11 +62,13 @@ def keyword_ranking(*, query: KeywordQuery, base: QuerySet[Image] | None, limit:
             for image_id, score in rows:
                 share = clause.weight * max(score, 0.0) / best * coverage.get(image_id, 1.0) ** COVERAGE_POWER / total
                 scores[image_id] = scores.get(image_id, 0.0) + share
-        passing: set[int] = set(scores) if base is None else set()
-        ids = [] if base is None else list(scores)
-        for start in range(0, len(ids), 900):
-            # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
-            passing.update(i for i, _ in base.filter(pk__in=ids[start : start + 900]).values_list("id", "width"))
+        passing: set[int] = set(scores)
+        if base is not None:
+            ids, passing = list(scores), set()
+            for start in range(0, len(ids), 900):
+                # "width" keeps SQLite off the (status, created_at) covering index, which it would scan whole.
+                batch = base.filter(pk__in=ids[start : start + 900]).values_list("id", "width")
+                passing.update(i for i, _ in batch)
         ranked = sorted(((i, s) for i, s in scores.items() if i in passing and s > 0), key=lambda p: (-p[1], p[0]))
         if len(ranked) >= limit or not saturated or fetch >= MAX_FETCH:
             return ranked[:limit]
