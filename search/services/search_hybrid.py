@@ -91,10 +91,8 @@ def hybrid_candidates(
     # Unfiltered, nearly every id is a ready image: loading the page in order checks the few needed.
     unchecked = in_order and query.filters.is_empty and restrict is None
     if query.mode == "hybrid":
-        # The model encodes the text on its thread while this one asks the keyword index (or first, on a machine
-        # whose every core the model takes: then the encode is timed here).
-        with stage("encode", timings):
-            encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
+        # The model encodes the text on its thread while this one asks the keyword index.
+        encoded = text_vectors_prefetch(terms=terms, model_id=query.model_id)
         keyword, complete = _keyword_side(keywords, base, depth, excluded, timings, checked=not unchecked)
         with stage("encode", timings):
             encoded()
