@@ -4,10 +4,12 @@ rejected, EXIF orientation applied, every colour mode turned into upright 8-bit 
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import dataclass
 
 import numpy as np
+import simplejpeg
 from django.conf import settings
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
@@ -67,6 +69,18 @@ def max_image_pixels() -> int:
     return int(settings.SEMSEARCH_MAX_IMAGE_PIXELS)
 
 
+# EXIF orientation -> the transpose that makes the picture upright (as ``ImageOps.exif_transpose``).
+_UPRIGHT = {
+    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
+    3: PILImage.Transpose.ROTATE_180,
+    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
+    5: PILImage.Transpose.TRANSPOSE,
+    6: PILImage.Transpose.ROTATE_270,
+    7: PILImage.Transpose.TRANSVERSE,
+    8: PILImage.Transpose.ROTATE_90,
+}
+
+
 def _refused_format_name(data: bytes) -> str | None:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in head or (head.startswith(b"<?xml") and b"<svg" in data[:8192].lower()):
@@ -122,6 +136,35 @@ def _to_rgb(image: PILImage.Image) -> PILImage.Image:
     return image.convert("RGB")
 
 
+def reduced_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(width, height) of ``size`` scaled so its longer side is ``max_side`` (rounded up); ``size`` itself when it
+    is no larger. A reduced JPEG decode covers at least this."""
+    width, height = size
+    if max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def _jpeg_reduced(image: PILImage.Image, data: bytes, max_side: int) -> PILImage.Image | None:
+    """A plain (YCbCr or grey) JPEG decoded by libjpeg-turbo at the smallest of its n/8 scales that covers
+    ``reduced_size``, as RGB in stored orientation; None when Pillow must decode it (another colour space, or
+    libjpeg-turbo reports any problem with the data: Pillow then decodes it or gives the reason to reject it).
+
+    Pillow's reduced decode knows only 1/2, 1/4 and 1/8: a 1024×768 photo came out at 512×384 and then cost a
+    resize to the 384 px thumbnail as dear as the decode; at 3/8 it is the thumbnail (``bench/decode_once.py``,
+    option ``thumbnail_turbo``).
+    """
+    if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+        return None
+    width, height = reduced_size(image.size, max_side)
+    try:
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=width, min_height=height, strict=True)
+    except ValueError:
+        return None
+    return PILImage.fromarray(pixels, "RGB")
+
+
 def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
     """Decode ``data`` into an upright RGB picture, or raise ``ImageRejectedError`` with a one-line reason.
 
@@ -142,14 +185,19 @@ def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
             f"The image declares {width}×{height} = {width * height:,} pixels, over the limit of {limit:,}."
         )
     try:
-        if getattr(image, "n_frames", 1) > 1:
-            image.seek(0)
-        if max_side and image.format in ("JPEG", "MPO"):
-            image.draft("RGB", (max_side, max_side))
-        image.load()
-        orientation = image.getexif().get(0x0112, 1)
-        upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-        rgb = _to_rgb(upright)
+        reduced = _jpeg_reduced(image, data, max_side) if max_side else None
+        if reduced is not None:
+            orientation = image.getexif().get(0x0112, 1)
+            rgb = reduced.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else reduced
+        else:
+            if getattr(image, "n_frames", 1) > 1:
+                image.seek(0)
+            if max_side and image.format in ("JPEG", "MPO"):
+                image.draft("RGB", reduced_size(image.size, max_side))
+            image.load()
+            orientation = image.getexif().get(0x0112, 1)
+            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
+            rgb = _to_rgb(upright)
         rgb.load()
     except PILImage.DecompressionBombError as exc:
         raise ImageRejectedError(

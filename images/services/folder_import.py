@@ -111,7 +111,7 @@ def folder_import_run(
         content_hash = hashlib.sha256(data).hexdigest()
         if content_hash in by_hash:
             return KnownContent(content_hash=content_hash, image_id=by_hash[content_hash])
-        return image_prepare(data=data)
+        return image_prepare(data=data, content_hash=content_hash)
 
     def record(item: FoundFile, result: Any) -> None:
         outcome = "failed"

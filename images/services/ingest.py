@@ -82,8 +82,9 @@ def _url_clean(url: str) -> str:
     return url if len(url) <= 2000 else ""
 
 
-def image_prepare(*, data: bytes) -> PreparedImage:
-    """Decode ``data`` safely and write its original and thumbnail under content-addressed names.
+def image_prepare(*, data: bytes, content_hash: str | None = None) -> PreparedImage:
+    """Decode ``data`` safely and write its original and thumbnail under content-addressed names (``content_hash``:
+    its sha256 where the caller has it already, so a 4000×3000 photo is not hashed twice).
 
     Raises ``ImageRejectedError``. Touches no database, so it is safe in worker threads. Idempotent.
     """
@@ -91,7 +92,7 @@ def image_prepare(*, data: bytes) -> PreparedImage:
     # of the CPU of decoding at twice its size, and the vectors made from the thumbnail stay as close to the
     # original's (bench/decode_once.py, option thumbnail_lean).
     decoded = decode_image(data, max_side=int(settings.SEMSEARCH_THUMBNAIL_SIZE))
-    content_hash = hashlib.sha256(data).hexdigest()
+    content_hash = content_hash or hashlib.sha256(data).hexdigest()
     original_name = media_name(kind="originals", content_hash=content_hash, ext=BY_NAME[decoded.format].extension)
     thumbnail_name = media_name(kind="thumbnails", content_hash=content_hash, ext=THUMBNAIL_EXT)
     media_file_write(name=original_name, data=data)
@@ -163,14 +164,16 @@ def image_record(
     uploader: AbstractBaseUser | None = None,
     enqueue: bool = True,
     model_key: str | None = None,
+    looked_up: bool = False,
 ) -> IngestResult:
     """Create the ``pending`` row for a prepared image (embedding enqueued on commit unless ``enqueue`` is False),
     or merge provenance into the existing row with the same hash. Safe against a concurrent insert of the same
-    bytes: the loser of the race gets the winner's row."""
+    bytes: the loser of the race gets the winner's row. ``looked_up``: the caller has just found no row with this
+    hash, so the insert is tried at once (a row stored since is still caught by the unique hash)."""
     fields = _provenance_fields(filename=filename, source_url=source_url, source_link=source_link, title=title,
                                 attribution=attribution, uploader=uploader)  # fmt: skip
     clean_tags = tags_clean(tags)
-    existing = Image.objects.filter(content_hash=prepared.content_hash).first()
+    existing = None if looked_up else Image.objects.filter(content_hash=prepared.content_hash).first()
     if existing is not None:
         return IngestResult(_provenance_merge(existing, fields=fields, tags=clean_tags, retry_failed=True), False)
     try:
@@ -216,10 +219,10 @@ def image_ingest(
         fields = _provenance_fields(filename=filename, source_url=source_url, source_link=source_link, title=title,
                                     attribution=attribution, uploader=uploader)  # fmt: skip
         return IngestResult(_provenance_merge(existing, fields=fields, tags=tags_clean(tags), retry_failed=True), False)
-    prepared = image_prepare(data=data)
+    prepared = image_prepare(data=data, content_hash=content_hash)
     return image_record(prepared=prepared, tags=tags, enqueue=enqueue, model_key=model_key, filename=filename,
                         source_url=source_url, source_link=source_link, title=title, attribution=attribution,
-                        uploader=uploader)  # fmt: skip
+                        uploader=uploader, looked_up=existing is None)  # fmt: skip
 
 
 def images_reembed(*, image_ids: Sequence[int], model_key: str | None = None) -> int:

@@ -176,3 +176,56 @@ def test_file_names_are_only_metadata_and_made_safe(filename, expected, media_ro
     original = (media_root / result.image.original.name).resolve()
     assert original.is_relative_to(media_root.resolve())
     assert original.name == f"{result.image.content_hash}.png"
+
+
+def large_halves_jpeg(*, orientation: int = 1, size: tuple[int, int] = (1024, 768)) -> bytes:
+    """A photo-sized JPEG, left half red and right half blue, with an EXIF orientation."""
+    image = PILImage.new("RGB", size, (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, size[0] // 2, size[1]))
+    exif = PILImage.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
+def test_a_jpeg_for_a_thumbnail_decodes_at_the_thumbnails_size():
+    # libjpeg-turbo's 3/8 scale: a 1024×768 photo comes out at exactly the 384 px thumbnail, the full size reported
+    decoded = decode_image(large_halves_jpeg(), max_side=384)
+    assert (decoded.width, decoded.height) == (1024, 768)
+    assert (decoded.image.mode, decoded.image.size) == ("RGB", (384, 288))
+    assert rgb_close(decoded.image.getpixel((40, 144)), (255, 0, 0))
+    assert rgb_close(decoded.image.getpixel((340, 144)), (0, 0, 255))
+
+
+def test_a_reduced_decode_always_covers_the_requested_side():
+    for size in ((4000, 3000), (3000, 4000), (1000, 999), (385, 100), (200, 100)):
+        decoded = decode_image(large_halves_jpeg(size=size), max_side=384)
+        assert max(decoded.image.size) >= min(384, max(size)), size
+        assert decoded.image.size[0] / decoded.image.size[1] == pytest.approx(size[0] / size[1], rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("orientation", "top", "bottom"), [(6, (255, 0, 0), (0, 0, 255)), (8, (0, 0, 255), (255, 0, 0))]
+)
+def test_a_reduced_decode_is_upright(orientation, top, bottom):
+    decoded = decode_image(large_halves_jpeg(orientation=orientation), max_side=384)
+    assert (decoded.width, decoded.height) == (768, 1024)
+    assert decoded.image.size == (288, 384)
+    assert rgb_close(decoded.image.getpixel((144, 20)), top)
+    assert rgb_close(decoded.image.getpixel((144, 360)), bottom)
+
+
+def test_grey_and_cmyk_jpegs_decode_reduced_as_rgb():
+    grey = decode_image(picture_bytes("JPEG", size=(800, 600), color=90, mode="L"), max_side=384)
+    assert (grey.image.mode, grey.image.size) == ("RGB", (400, 300))  # 4/8: 3/8 would be under 384 px
+    assert rgb_close(grey.image.getpixel((10, 10)), (90, 90, 90))
+    cmyk = decode_image(picture_bytes("JPEG", size=(800, 600), color=(0, 255, 255, 0), mode="CMYK"), max_side=384)
+    assert cmyk.image.mode == "RGB"
+    assert max(cmyk.image.size) >= 384
+    assert rgb_close(cmyk.image.getpixel((10, 10)), (255, 0, 0))
+
+
+def test_a_truncated_jpeg_is_rejected_also_when_decoded_for_a_thumbnail():
+    with pytest.raises(ImageRejectedError, match="JPEG file is truncated or corrupt"):
+        decode_image(truncated(large_halves_jpeg()), max_side=384)
