@@ -69,18 +69,6 @@ def max_image_pixels() -> int:
     return int(settings.SEMSEARCH_MAX_IMAGE_PIXELS)
 
 
-# EXIF orientation -> the transpose that makes the picture upright (as ``ImageOps.exif_transpose``).
-_UPRIGHT = {
-    2: PILImage.Transpose.FLIP_LEFT_RIGHT,
-    3: PILImage.Transpose.ROTATE_180,
-    4: PILImage.Transpose.FLIP_TOP_BOTTOM,
-    5: PILImage.Transpose.TRANSPOSE,
-    6: PILImage.Transpose.ROTATE_270,
-    7: PILImage.Transpose.TRANSVERSE,
-    8: PILImage.Transpose.ROTATE_90,
-}
-
-
 def _refused_format_name(data: bytes) -> str | None:
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if b"<svg" in head or (head.startswith(b"<?xml") and b"<svg" in data[:8192].lower()):
@@ -162,7 +150,9 @@ def _jpeg_reduced(image: PILImage.Image, data: bytes, max_side: int) -> PILImage
         pixels = simplejpeg.decode_jpeg(data, colorspace="RGB", min_width=width, min_height=height, strict=True)
     except ValueError:
         return None
-    return PILImage.fromarray(pixels, "RGB")
+    picture = PILImage.fromarray(pixels, "RGB")
+    picture.info.update({key: image.info[key] for key in ("exif", "xmp") if key in image.info})  # orientation
+    return picture
 
 
 def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
@@ -185,19 +175,17 @@ def decode_image(data: bytes, *, max_side: int | None = None) -> DecodedImage:
             f"The image declares {width}×{height} = {width * height:,} pixels, over the limit of {limit:,}."
         )
     try:
-        reduced = _jpeg_reduced(image, data, max_side) if max_side else None
-        if reduced is not None:
-            orientation = image.getexif().get(0x0112, 1)
-            rgb = reduced.transpose(_UPRIGHT[orientation]) if orientation in _UPRIGHT else reduced
-        else:
+        picture = _jpeg_reduced(image, data, max_side) if max_side else None
+        if picture is None:
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)
             if max_side and image.format in ("JPEG", "MPO"):
                 image.draft("RGB", reduced_size(image.size, max_side))
             image.load()
-            orientation = image.getexif().get(0x0112, 1)
-            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
-            rgb = _to_rgb(upright)
+            picture = image
+        orientation = image.getexif().get(0x0112, 1)
+        upright = ImageOps.exif_transpose(picture) if orientation != 1 else picture
+        rgb = _to_rgb(upright)
         rgb.load()
     except PILImage.DecompressionBombError as exc:
         raise ImageRejectedError(

@@ -88,9 +88,9 @@ def image_prepare(*, data: bytes, content_hash: str | None = None) -> PreparedIm
 
     Raises ``ImageRejectedError``. Touches no database, so it is safe in worker threads. Idempotent.
     """
-    # JPEGs decode at the smallest DCT scale that still covers the thumbnail (a 1024×768 photo at 512×384): a third
-    # of the CPU of decoding at twice its size, and the vectors made from the thumbnail stay as close to the
-    # original's (bench/decode_once.py, option thumbnail_lean).
+    # JPEGs decode at the smallest DCT scale that still covers the thumbnail (a 1024×768 photo at 384×288, the
+    # thumbnail itself), and the vectors made from the thumbnail stay within cosine 0.9998 of the original's
+    # (bench/decode_once.py, option thumbnail_turbo).
     decoded = decode_image(data, max_side=int(settings.SEMSEARCH_THUMBNAIL_SIZE))
     content_hash = content_hash or hashlib.sha256(data).hexdigest()
     original_name = media_name(kind="originals", content_hash=content_hash, ext=BY_NAME[decoded.format].extension)

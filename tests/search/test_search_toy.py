@@ -10,8 +10,10 @@ from rest_framework.test import APIClient
 
 from images.models import Image
 from search.python_api import SemanticSearcher
-from search.query import QueryError
+from search.query import QueryError, query_parse
+from search.services import query_vectors
 from search.services.query_vectors import TEXT_VECTOR_CACHE
+from search.state import active_model_key
 from tests.search.test_search_fixtures import toy_corpus, toy_model_use, toy_picture_bytes
 
 pytestmark = pytest.mark.django_db
@@ -109,6 +111,17 @@ def test_repeated_short_text_is_served_from_the_cache(corpus: list[Image]) -> No
     second = searcher.search("a yellow cross", k=3)
     assert TEXT_VECTOR_CACHE.hits == hits_before + 1
     assert [h.image.pk for h in first] == [h.image.pk for h in second]
+
+
+def test_a_prefetched_text_is_cached_once_waited_for(corpus: list[Image]) -> None:
+    SemanticSearcher().encode("warm the model up")
+    TEXT_VECTOR_CACHE.clear()
+    terms = query_parse(text="a green triangle")
+    cached = [(active_model_key(), term.text) for term in terms]
+    # when a hybrid query's text is prefetched on the inference thread and waited for
+    query_vectors.text_vectors_prefetch(terms=terms)()
+    # then its vectors are in the text cache
+    assert all(key in TEXT_VECTOR_CACHE for key in cached)
 
 
 def test_over_long_text_is_truncated_with_a_notice(corpus: list[Image]) -> None:
