@@ -3,7 +3,8 @@
 Public names:
 
 - ``image_ingest(*, data, filename, source_url, source_link, title, attribution, tags, uploader) -> IngestResult``
-- ``image_prepare`` / ``image_record``: the two halves of ``image_ingest`` (files, then the row), for importers
+- ``image_prepare`` / ``image_record``: the two halves of ``image_ingest`` (files, then the row), for importers;
+  ``images_record`` records many prepared images in one lookup and one insert
 - ``images_reembed(*, image_ids, model_key=None)``, ``image_delete(*, image)``, ``image_embedding_enqueue``
 - ``decode_image(data) -> DecodedImage`` and ``ImageRejectedError``
 - ``fetch_url(url, *, max_bytes, timeout) -> FetchedFile`` and ``FetchRejectedError``; ``fetch_url_bounded`` (a
@@ -21,6 +22,7 @@ from .ingest import (
     image_ingest,
     image_prepare,
     image_record,
+    images_record,
     images_reembed,
     tags_clean,
 )
@@ -43,6 +45,7 @@ __all__ = [
     "image_ingest",
     "image_prepare",
     "image_record",
+    "images_record",
     "images_reembed",
     "tags_clean",
 ]

@@ -17,8 +17,10 @@ from images.models import Image, ImportedFile
 
 from .decoding import ImageRejectedError
 from .importing import EmbedBatcher, ImportInputError, ImportSummary, pipeline_run, report_write
-from .ingest import PreparedImage, image_delete, image_prepare, image_record
+from .ingest import PreparedImage, image_delete, image_prepare, images_record
 from .uploads import max_file_bytes
+
+_IMPORTED_FIELDS = ["size", "mtime_ns", "content_hash", "image", "imported_at"]
 
 
 @dataclass(frozen=True)
@@ -129,24 +131,41 @@ def folder_import_run(
             by_hash.pop(result.content_hash, None)
             return record(item, _attempt_prepare(item))
         elif isinstance(result, PreparedImage):
-            ingested = image_record(prepared=result, filename=os.path.basename(item.path), enqueue=False)
-            previous = records.get(item.path)
-            if previous is not None and previous.image_id and previous.image_id != ingested.image.pk:
-                replaced.add(previous.image_id)  # the file was edited: its old picture may now be orphaned
-            _remember(item, result.content_hash, ingested.image.pk)
-            by_hash[result.content_hash] = ingested.image.pk
-            summary.created += ingested.created
-            summary.existing += not ingested.created
-            outcome = "created" if ingested.created else "existing"
-            if ingested.created:
-                batcher.add(ingested.image.pk)
+            waiting.append((item, result))
+            if len(waiting) >= batch_size:
+                record_waiting()
+            return
         else:
             summary.fail({"path": item.path}, getattr(result, "message", "") or str(result))
         if on_row:
             on_row(outcome)
 
+    def record_waiting() -> None:
+        """Record the prepared files waiting, their images and their bookkeeping rows each in one statement."""
+        group = waiting[:]
+        waiting.clear()
+        results = images_record(prepared=[(prepared, os.path.basename(item.path)) for item, prepared in group])
+        remembered = []
+        for (item, prepared), ingested in zip(group, results, strict=True):
+            previous = records.get(item.path)
+            if previous is not None and previous.image_id and previous.image_id != ingested.image.pk:
+                replaced.add(previous.image_id)  # the file was edited: its old picture may now be orphaned
+            remembered.append(_imported(item, prepared.content_hash, ingested.image.pk))
+            by_hash[prepared.content_hash] = ingested.image.pk
+            summary.created += ingested.created
+            summary.existing += not ingested.created
+        ImportedFile.objects.bulk_create(remembered, update_conflicts=True, unique_fields=["path"],
+                                         update_fields=_IMPORTED_FIELDS)  # fmt: skip
+        for ingested in results:
+            if ingested.created:
+                batcher.add(ingested.image.pk)
+            if on_row:
+                on_row("created" if ingested.created else "existing")
+
+    waiting: list[tuple[FoundFile, PreparedImage]] = []
     try:
         summary.interrupted = not pipeline_run(items=todo, work=work, record=record, workers=workers, stop=stop)
+        record_waiting()
         gone = [rec for path, rec in records.items() if path not in seen]
         if delete_missing and not summary.interrupted:
             summary.deleted = _forget(gone, replaced)
@@ -163,6 +182,11 @@ def _attempt_prepare(item: FoundFile) -> PreparedImage | Exception:
         return image_prepare(data=Path(item.path).read_bytes())
     except (ImageRejectedError, OSError) as exc:
         return exc
+
+
+def _imported(item: FoundFile, content_hash: str, image_id: int) -> ImportedFile:
+    return ImportedFile(path=item.path, size=item.size, mtime_ns=item.mtime_ns, content_hash=content_hash,
+                        image_id=image_id)  # fmt: skip
 
 
 def _remember(item: FoundFile, content_hash: str, image_id: int) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,7 +17,7 @@ from images.models import Image
 
 from .decoding import ImageRejectedError
 from .importing import EmbedBatcher
-from .ingest import image_ingest
+from .ingest import IngestResult, image_ingest, image_prepare, images_record
 
 ZIP_MAGIC = b"PK\x03\x04"
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
@@ -84,30 +86,50 @@ def uploads_ingest(
     """Ingest each uploaded file (zip archives: each member), never stopping at a bad one. A ``str`` instead of
     bytes is a reason the file was already refused (e.g. too large), reported as ``rejected``.
 
-    Every file is its own transaction, so what was stored stays stored when a later file is rejected; re-sending
-    the whole batch is harmless (duplicates come back as ``existing``). The new images are enqueued for embedding
-    together, a task per ``SEMSEARCH_EMBED_BATCH_SIZE`` of them as soon as that many are stored (so the worker
-    starts while the rest of the request is still being read), the remainder at the end, also when a later file
-    raised.
+    Files go in groups of ``SEMSEARCH_EMBED_BATCH_SIZE``: each file is checked and decoded on its own (a rejected
+    one holds up nothing), then the group's new images are recorded in one transaction (``images_record``), so
+    what was stored stays stored when a later file is rejected; re-sending the whole batch is harmless (duplicates
+    come back as ``existing``). Each group's new images are enqueued for embedding as one task as soon as they are
+    stored (so the worker starts while the rest of the request is still being read), also when a later file raised.
     """
+    size = int(settings.SEMSEARCH_EMBED_BATCH_SIZE)
+    batcher = EmbedBatcher(batch_size=size, model_key=None)
+    provenance: dict[str, Any] = {"title": title, "attribution": attribution, "source_link": source_link, "tags": tags,
+                  "uploader": uploader}  # fmt: skip
     outcomes: list[UploadOutcome] = []
-    batcher = EmbedBatcher(batch_size=int(settings.SEMSEARCH_EMBED_BATCH_SIZE), model_key=None)
+    group: list[tuple[int, str, bytes]] = []  # (index in outcomes, name, bytes) of files not yet ingested
 
     def ingest(name: str, data: bytes | str) -> None:
         shown = _UNPRINTABLE.sub("_", name)[:500] or "(unnamed)"
-        if isinstance(data, str):
-            outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=data))
-            return
-        try:
-            result = image_ingest(data=data, filename=name, title=title, attribution=attribution,
-                                  source_link=source_link, tags=tags, uploader=uploader, enqueue=False)  # fmt: skip
-        except ImageRejectedError as exc:
-            outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=exc.message))
-            return
+        outcomes.append(UploadOutcome(filename=shown, status="rejected", reason=data if isinstance(data, str) else ""))
+        if isinstance(data, bytes):
+            group.append((len(outcomes) - 1, name, data))
+            if len(group) >= size:
+                ingest_group()
+
+    def ingest_group() -> None:
+        """Ingest the files waiting: known bytes merged, the rest decoded and stored, then recorded together."""
+        files, prepared = group[:], []
+        group.clear()
+        hashes = [hashlib.sha256(data).hexdigest() for _, _, data in files]
+        known = set(Image.objects.filter(content_hash__in=hashes).values_list("content_hash", flat=True))
+        for (index, name, data), content_hash in zip(files, hashes, strict=True):
+            try:
+                if content_hash in known:  # no second decode of bytes checked once already
+                    _settle(index, image_ingest(data=data, filename=name, enqueue=False, **provenance))
+                else:
+                    prepared.append((index, image_prepare(data=data, content_hash=content_hash), name))
+            except ImageRejectedError as exc:
+                outcomes[index] = replace(outcomes[index], reason=exc.message)
+        recorded = images_record(prepared=[(item, name) for _, item, name in prepared], **provenance)
+        for (index, _, _), result in zip(prepared, recorded, strict=True):
+            _settle(index, result)
+
+    def _settle(index: int, result: IngestResult) -> None:
         if result.created:
             batcher.add(result.image.pk)
         status = "created" if result.created else "existing"
-        outcomes.append(UploadOutcome(filename=shown, status=status, image=result.image))
+        outcomes[index] = replace(outcomes[index], status=status, image=result.image)
 
     try:
         for name, data in files:
@@ -116,6 +138,7 @@ def uploads_ingest(
                     ingest(member, content)
             else:
                 ingest(name, data)
+        ingest_group()
     finally:
         batcher.flush()
     return outcomes

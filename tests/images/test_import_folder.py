@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from images.models import Image, ImportedFile
+from images.services import folder_import as folder_import_module
 from images.services.folder_import import folder_import_run
 from tests.dispatched import embed_requests
 
@@ -94,9 +95,18 @@ def test_an_edited_file_becomes_a_new_image_and_the_old_one_goes_with_delete_mis
     assert ImportedFile.objects.get(path=str(path)).image.original_filename == "a.png"
 
 
-def test_an_interrupted_folder_import_resumes_without_duplicates(tree):
+def test_an_interrupted_folder_import_resumes_without_duplicates(tree, monkeypatch):
+    # Stopped as soon as the first file is prepared: what was in flight is still recorded, the rest is not read
     stop = threading.Event()
-    first = folder_import_run(root=tree, workers=1, stop=stop, on_row=lambda outcome: stop.set())
+    prepare = folder_import_module.image_prepare
+
+    def prepare_then_stop(**kwargs):
+        stop.set()
+        return prepare(**kwargs)
+
+    monkeypatch.setattr(folder_import_module, "image_prepare", prepare_then_stop)
+    first = folder_import_run(root=tree, workers=1, stop=stop)
+    monkeypatch.undo()
     assert first.interrupted is True
     done = Image.objects.count()
     assert 1 <= done < 3
