@@ -94,8 +94,8 @@ def uploads_ingest(
     """
     size = int(settings.SEMSEARCH_EMBED_BATCH_SIZE)
     batcher = EmbedBatcher(batch_size=size, model_key=None)
-    provenance: dict[str, Any] = {"title": title, "attribution": attribution, "source_link": source_link, "tags": tags,
-                  "uploader": uploader}  # fmt: skip
+    provenance: dict[str, Any] = {"title": title, "attribution": attribution, "source_link": source_link,
+                                  "tags": tags, "uploader": uploader}  # fmt: skip
     outcomes: list[UploadOutcome] = []
     group: list[tuple[int, str, bytes]] = []  # (index in outcomes, name, bytes) of files not yet ingested
 
