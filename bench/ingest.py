@@ -45,6 +45,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import urllib3
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -176,14 +178,28 @@ def running_system(
             postgres.destroy()
 
 
+def multipart(paths: list[Path]) -> tuple[bytes, str, int]:
+    """The body and content type of one upload request holding these files, and how many they are."""
+    body, content_type = urllib3.encode_multipart_formdata(
+        [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
+    )
+    return body, content_type, len(paths)
+
+
 def upload(api: Api, paths: list[Path]) -> list[int]:
     """One multipart request with these files; the ids created (raises unless every file was accepted)."""
-    fields = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
-    status, body = api.call("POST", "/api/v1/images/", fields=fields)
+    return upload_encoded(api, multipart(paths))
+
+
+def upload_encoded(api: Api, request: tuple[bytes, str, int]) -> list[int]:
+    """Send an upload request encoded beforehand (``multipart``); the ids created (raises unless every file was
+    accepted)."""
+    body_bytes, content_type, count = request
+    status, body = api.call("POST", "/api/v1/images/", headers={"Content-Type": content_type}, body=body_bytes)
     results = (body or {}).get("results", [])
     ids = [int(r["id"]) for r in results if r.get("status") in ("created", "existing")]
-    if status != 201 or len(ids) != len(paths):
-        raise RuntimeError(f"upload of {len(paths)} files answered {status}: {str(body)[:300]}")
+    if status != 201 or len(ids) != count:
+        raise RuntimeError(f"upload of {count} files answered {status}: {str(body)[:300]}")
     return ids
 
 
@@ -262,7 +278,8 @@ def bulk_upload(api: Api, paths: list[Path], timeout: float, parts: dict[str, in
     """Two clients upload ``paths`` in requests of 50; seconds until all are ready and the last one is found, and
     the CPU each part of the system spent on it (ms a picture)."""
     already = ready_count(api)
-    chunks = [paths[i : i + FILES_PER_REQUEST] for i in range(0, len(paths), FILES_PER_REQUEST)]
+    # Encoded before the clock starts: a real client runs on another machine, not on the two cores measured here.
+    chunks = [multipart(paths[i : i + FILES_PER_REQUEST]) for i in range(0, len(paths), FILES_PER_REQUEST)]
     ids: list[int] = []
     lock = threading.Lock()
     errors: list[str] = []
@@ -274,7 +291,7 @@ def bulk_upload(api: Api, paths: list[Path], timeout: float, parts: dict[str, in
                     return
                 chunk = chunks.pop(0)
             try:
-                created = upload(api, chunk)
+                created = upload_encoded(api, chunk)
             except Exception as exc:  # reported, and the run fails
                 errors.append(repr(exc))
                 return

@@ -94,9 +94,10 @@ class Api:
         if len(self.failures) < 20:
             self.failures.append({"request": f"{method} {path}", "status": status, "detail": detail})
 
-    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    def call(self, method: str, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, Any]:
         try:
-            response = self.pool.request(method, self.base_url + path, headers=self.headers, **kwargs)
+            response = self.pool.request(method, self.base_url + path, headers={**self.headers, **(headers or {})},
+                                         **kwargs)  # fmt: skip
         except urllib3.exceptions.HTTPError as exc:
             self._failed(method, path, 0, repr(exc))
             return 0, None
