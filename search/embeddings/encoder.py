@@ -24,6 +24,7 @@ from search.embeddings.core_share import CoreShare
 from search.embeddings.errors import ImageDecodeError, ModelUnavailableError
 from search.embeddings.loading import load_components, model_key_for, resolve_source, unavailable
 from search.embeddings.preprocess import ImageInput, ImageSpec, load_rgb, pixels_into, spec_from_processor
+from search.embeddings.resampling import bicubic_resize
 
 if TYPE_CHECKING:
     import torch
@@ -282,7 +283,7 @@ class Encoder:
         errors: list[tuple[int, str]] = []
         for item_id, item in chunk:
             try:
-                pixels_into(pixels[len(ids)], load_rgb(item, self._spec), self._spec)
+                pixels_into(pixels[len(ids)], load_rgb(item, self._spec, resize=bicubic_resize), self._spec)
             except Exception as error:  # a corrupt or unsupported file must not stop the batch
                 errors.append((item_id, _describe(error)))
                 continue

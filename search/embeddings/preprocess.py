@@ -12,6 +12,7 @@ Pure functions; nothing here imports torch.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 ImageInput = Image.Image | bytes | bytearray | memoryview | str | Path
+# (RGB picture, (width, height), Pillow filter) -> the resized picture
+Resize = Callable[[Image.Image, tuple[int, int], Image.Resampling], Image.Image]
 
 _ORIENTATION_TAG = 274
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
@@ -107,10 +110,12 @@ def open_image(item: ImageInput) -> Image.Image:
     raise TypeError(f"cannot read an image from {type(item).__name__}")
 
 
-def load_rgb(item: ImageInput, spec: ImageSpec) -> Image.Image:
+def load_rgb(item: ImageInput, spec: ImageSpec, resize: Resize | None = None) -> Image.Image:
     """Decode ``item`` (reduced-size JPEG decoding where it cannot change the result's size), apply its EXIF
     orientation, and convert to RGB compositing any transparency onto white, as Hugging Face processors do.
-    Resizes to the processor's target size, then centre-crops."""
+    Resizes to the processor's target size (with Pillow, the processors' own resize, unless ``resize`` is given),
+    then centre-crops."""
+    resize = resize or _resize
     image = open_image(item)
     full_width, full_height = image.size
     orientation = image.getexif().get(_ORIENTATION_TAG, 1) if hasattr(image, "getexif") else 1
@@ -126,7 +131,7 @@ def load_rgb(item: ImageInput, spec: ImageSpec) -> Image.Image:
         # Resizing one channel and then copying it three times equals resizing the RGB copy.
         image = _resize(image, (target_w, target_h), spec.resample).convert("RGB")
     else:
-        image = _resize(_to_rgb(image), (target_w, target_h), spec.resample)
+        image = resize(_to_rgb(image), (target_w, target_h), spec.resample)
     if spec.crop_height and spec.crop_width:
         top = (target_h - spec.crop_height) // 2
         left = (target_w - spec.crop_width) // 2
