@@ -71,10 +71,11 @@ def folder_import_run(
 ) -> ImportSummary:
     """Ingest new and changed image files under ``root``; record path, size, mtime and hash of each.
 
-    Idempotent and resumable: files whose path, size and mtime match the last run are skipped without reading;
-    a file whose bytes are already an image (renamed, moved, copied) is linked to it without decoding. With
-    ``delete_missing``, images whose files are gone or were edited (and that no other imported file holds) are
-    deleted.
+    Files are read and decoded on ``workers`` threads and recorded ``batch_size`` at a time (``images_record``),
+    each group then enqueued for embedding as one task. Idempotent and resumable: files whose path, size and mtime
+    match the last run are skipped without reading; a file whose bytes are already an image (renamed, moved,
+    copied) is linked to it without decoding. With ``delete_missing``, images whose files are gone or were edited
+    (and that no other imported file holds) are deleted.
     """
     root = root.expanduser().resolve()
     if not root.is_dir():

@@ -218,7 +218,8 @@ def images_record(
     fields = _provenance_fields(filename="", source_url="", **shared)
     fields.pop("original_filename")
     clean_tags = tags_clean(tags)
-    known = Image.objects.in_bulk([item.content_hash for item, _ in prepared], field_name="content_hash")
+    hashes = [item.content_hash for item, _ in prepared]
+    known = set(Image.objects.filter(content_hash__in=hashes).values_list("content_hash", flat=True))
     fresh: dict[str, Image] = {}
     for item, filename in prepared:
         if item.content_hash not in known and item.content_hash not in fresh:

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from images.models import Image, ImageStatus
 from images.services import image_ingest, image_prepare, image_record, images_record
+from images.services import ingest as ingest_module
 from images.services.uploads import uploads_ingest
 
 from .pictures import picture_bytes
@@ -57,17 +58,20 @@ def test_known_bytes_and_repeats_in_a_group_are_merged_not_duplicated():
 
 def test_an_image_inserted_by_another_process_meanwhile_is_resolved_one_by_one(monkeypatch):
     group = prepared(3)
-    real_lookup = type(Image.objects).in_bulk
+    real_clean = ingest_module.filename_clean
+    raced: list = []
 
-    def lookup_then_a_competitor_inserts(manager, *args, **kwargs):
-        found = real_lookup(manager, *args, **kwargs)
-        image_record(prepared=group[1], filename="competitor.png", enqueue=False)
-        return found
+    def a_competitor_inserts_meanwhile(name):  # called after the lookup, while the new rows are built
+        if not raced:  # another upload stores the second picture (and commits) before this call's insert
+            raced.append(None)  # marked first: image_record cleans its own file name through this too
+            raced[0] = image_record(prepared=group[1], filename="competitor.png", enqueue=False)
+        return real_clean(name)
 
-    monkeypatch.setattr(type(Image.objects), "in_bulk", lookup_then_a_competitor_inserts)
+    monkeypatch.setattr(ingest_module, "filename_clean", a_competitor_inserts_meanwhile)
     results = images_record(prepared=[(item, f"{i}.png") for i, item in enumerate(group)])
     # Then the group's insert rolled back and each image was recorded on its own: no error, no duplicate
     assert [r.created for r in results] == [True, False, True]
+    assert results[1].image.pk == raced[0].image.pk
     assert Image.objects.get(pk=results[1].image.pk).original_filename == "competitor.png"
     assert Image.objects.count() == 3
 
