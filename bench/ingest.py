@@ -239,9 +239,9 @@ def tree_cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         ticks += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
-        children = Path(f"/proc/{current}/task/{current}/children")
-        with contextlib.suppress(OSError):
-            pending += [int(child) for child in children.read_text().split()]
+        for children in Path(f"/proc/{current}/task").glob("*/children"):  # each thread lists what it forked
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in children.read_text().split()]
     return ticks / os.sysconf("SC_CLK_TCK")
 
 

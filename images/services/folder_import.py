@@ -122,7 +122,7 @@ def folder_import_run(
             moved_from = sorted(vanished.pop(result.content_hash, set()) - {item.path})
             with transaction.atomic():
                 ImportedFile.objects.filter(path__in=moved_from).delete()
-                _remember(item, result.content_hash, result.image_id)
+                _remember([_imported(item, result.content_hash, result.image_id)])
             for path in moved_from:
                 records.pop(path, None)
             summary.renamed += bool(moved_from)
@@ -155,8 +155,7 @@ def folder_import_run(
             by_hash[prepared.content_hash] = ingested.image.pk
             summary.created += ingested.created
             summary.existing += not ingested.created
-        ImportedFile.objects.bulk_create(remembered, update_conflicts=True, unique_fields=["path"],
-                                         update_fields=_IMPORTED_FIELDS)  # fmt: skip
+        _remember(remembered)
         for ingested in results:
             if ingested.created:
                 batcher.add(ingested.image.pk)
@@ -190,10 +189,10 @@ def _imported(item: FoundFile, content_hash: str, image_id: int) -> ImportedFile
                         image_id=image_id)  # fmt: skip
 
 
-def _remember(item: FoundFile, content_hash: str, image_id: int) -> None:
-    ImportedFile.objects.update_or_create(
-        path=item.path,
-        defaults={"size": item.size, "mtime_ns": item.mtime_ns, "content_hash": content_hash, "image_id": image_id},
+def _remember(rows: list[ImportedFile]) -> None:
+    """Store these bookkeeping rows, replacing any already held for the same paths, in one statement."""
+    ImportedFile.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["path"], update_fields=_IMPORTED_FIELDS
     )
 
 
